@@ -1,0 +1,1199 @@
+//! Building one request's tree: visits from records (with and without span
+//! IDs), calls paired inside caller visits, parent links in the SPEC's
+//! order, offsets, and the figures of every visit and hop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::{
+    AssembleOptions, Assembled, Incomplete, Link, Offsets, UnclaimedCall, Universe, VisitFigures,
+};
+use crate::model::{Kind, Record, SymId};
+
+/// Deepest tree walked recursively; deeper subtrees are charged to the
+/// visit where the walk stopped (requests that deep are `too_large` by
+/// default anyway).
+const MAX_DEPTH: usize = 20_000;
+
+/// A record's part in a visit's timing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Server {
+    Recv(Option<i64>),
+    Send(Option<i64>),
+}
+
+/// A record's part in a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CallEvent {
+    Send(SymId),
+    Recv(SymId),
+    Complete(SymId, i64, i64),
+}
+
+fn server_role(r: &Record<'_>) -> Option<Server> {
+    match r.kind {
+        Some(Kind::ServerRecv) => Some(Server::Recv(r.duration)),
+        Some(Kind::ServerSend) => Some(Server::Send(r.duration)),
+        Some(_) => None,
+        None if r.peer.is_none() && r.duration.is_some() => Some(if r.anchored_start {
+            Server::Recv(r.duration)
+        } else {
+            Server::Send(r.duration)
+        }),
+        None => None,
+    }
+}
+
+fn call_role(r: &Record<'_>, u: &Universe) -> Option<CallEvent> {
+    let target = *u.peer_target.get(r.peer? as usize)?;
+    match (r.kind, r.duration) {
+        (Some(Kind::ClientSend), Some(d)) => Some(CallEvent::Complete(target, r.ts, r.ts + d)),
+        (Some(Kind::ClientSend), None) => Some(CallEvent::Send(target)),
+        (Some(Kind::ClientRecv), Some(d)) => Some(CallEvent::Complete(target, r.ts - d, r.ts)),
+        (Some(Kind::ClientRecv), None) => Some(CallEvent::Recv(target)),
+        (None, Some(d)) if r.anchored_start => Some(CallEvent::Complete(target, r.ts, r.ts + d)),
+        (None, Some(d)) => Some(CallEvent::Complete(target, r.ts - d, r.ts)),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Visit {
+    service: SymId,
+    virtual_: bool,
+    recs: Vec<usize>,
+    spans: Vec<String>,
+    parent_span: Option<String>,
+    sr: Option<usize>,
+    ss: Option<usize>,
+    start: i64,
+    end: i64,
+    start_exact: bool,
+    end_exact: bool,
+    has_events: bool,
+    failed: bool,
+    first: (u32, u64),
+    parent: Option<usize>,
+    link: Link,
+    calls: Vec<usize>,
+}
+
+impl Visit {
+    fn new(service: SymId) -> Visit {
+        Visit {
+            service,
+            virtual_: false,
+            recs: Vec::new(),
+            spans: Vec::new(),
+            parent_span: None,
+            sr: None,
+            ss: None,
+            start: 0,
+            end: 0,
+            start_exact: false,
+            end_exact: false,
+            has_events: false,
+            failed: false,
+            first: (u32::MAX, u64::MAX),
+            parent: None,
+            link: Link::Root,
+            calls: Vec::new(),
+        }
+    }
+
+    fn exact(&self) -> bool {
+        self.start_exact && self.end_exact
+    }
+
+    /// The interval used to decide which records a visit contains, before
+    /// its own timing is known.
+    fn anchor_interval(&self, recs: &[Record<'_>]) -> (i64, i64) {
+        let sr = self.sr.and_then(|i| recs.get(i));
+        let ss = self.ss.and_then(|i| recs.get(i));
+        let lo = match (sr, ss) {
+            (Some(r), _) => r.ts,
+            (None, Some(s)) => s.duration.map_or(i64::MIN, |d| s.ts - d),
+            _ => i64::MIN,
+        };
+        let hi = match (ss, sr) {
+            (Some(s), _) => s.ts,
+            (None, Some(r)) => r.duration.map_or(i64::MAX, |d| r.ts + d),
+            _ => i64::MAX,
+        };
+        (lo, hi)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    caller: usize,
+    target: SymId,
+    cs: Option<i64>,
+    cr: Option<i64>,
+    failed: bool,
+    callee: Option<usize>,
+    key: (i64, u32, u64),
+}
+
+/// Picks, for a time `ts`, the innermost interval containing it, else the
+/// nearest (ties to the earlier); returns the index in `intervals`.
+fn containing_or_nearest(intervals: &[(i64, i64)], ts: i64) -> Option<usize> {
+    let mut best: Option<(usize, (u8, i128, i128, i64))> = None;
+    for (i, &(lo, hi)) in intervals.iter().enumerate() {
+        let key = if lo <= ts && ts <= hi {
+            // Innermost: shortest, then latest start.
+            (0u8, i128::from(hi) - i128::from(lo), 0i128, -lo)
+        } else {
+            let dist = if ts < lo {
+                i128::from(lo) - i128::from(ts)
+            } else {
+                i128::from(ts) - i128::from(hi)
+            };
+            (1u8, dist, i128::from(lo), 0)
+        };
+        if best.as_ref().is_none_or(|(_, b)| key < *b) {
+            best = Some((i, key));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Visits of one service without span IDs: sr/ss pairing per file, then
+/// across files; other records join the innermost containing visit.
+fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit> {
+    let servers: Vec<(usize, Server)> = idxs
+        .iter()
+        .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
+        .collect();
+    if servers.is_empty() {
+        let mut v = Visit::new(service);
+        v.recs = idxs.to_vec();
+        return vec![v];
+    }
+    let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::new();
+    let mut leftovers: Vec<(usize, Server)> = Vec::new();
+    let mut files: Vec<u32> = servers
+        .iter()
+        .filter_map(|(i, _)| recs.get(*i).map(|r| r.file))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    let pair_up = |events: &mut dyn Iterator<Item = (usize, Server)>,
+                   pairs: &mut Vec<(Option<usize>, Option<usize>)>,
+                   left: &mut Vec<(usize, Server)>| {
+        let mut stack: Vec<(usize, Server)> = Vec::new();
+        for (i, s) in events {
+            match s {
+                Server::Recv(_) => stack.push((i, s)),
+                Server::Send(_) => match stack.pop() {
+                    Some((sr, _)) => pairs.push((Some(sr), Some(i))),
+                    None => left.push((i, s)),
+                },
+            }
+        }
+        left.extend(stack);
+    };
+    for f in files {
+        let mut it = servers
+            .iter()
+            .copied()
+            .filter(|(i, _)| recs.get(*i).is_some_and(|r| r.file == f));
+        pair_up(&mut it, &mut pairs, &mut leftovers);
+    }
+    leftovers.sort_unstable_by_key(|(i, _)| *i);
+    let mut still = Vec::new();
+    pair_up(&mut leftovers.into_iter(), &mut pairs, &mut still);
+    for (i, s) in still {
+        match s {
+            Server::Recv(_) => pairs.push((Some(i), None)),
+            Server::Send(_) => pairs.push((None, Some(i))),
+        }
+    }
+    pairs.sort_unstable_by_key(|(a, b)| a.or(*b));
+    let mut visits: Vec<Visit> = pairs
+        .into_iter()
+        .map(|(sr, ss)| {
+            let mut v = Visit::new(service);
+            v.sr = sr;
+            v.ss = ss;
+            v.recs.extend(sr);
+            v.recs.extend(ss);
+            v
+        })
+        .collect();
+    let intervals: Vec<(i64, i64)> = visits.iter().map(|v| v.anchor_interval(recs)).collect();
+    for &i in idxs {
+        if visits.iter().any(|v| v.sr == Some(i) || v.ss == Some(i)) {
+            continue;
+        }
+        let Some(r) = recs.get(i) else { continue };
+        if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
+            v.recs.push(i);
+        }
+    }
+    visits
+}
+
+/// Visits of one service with span IDs (SPEC §2 Visits).
+fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut spanless = Vec::new();
+    for &i in idxs {
+        match recs.get(i).and_then(|r| r.span.as_deref()) {
+            Some(s) => groups.entry(s).or_default().push(i),
+            None => spanless.push(i),
+        }
+    }
+    let has_server = |g: &[usize]| {
+        g.iter()
+            .any(|&i| recs.get(i).and_then(server_role).is_some())
+    };
+    let parent_of = |g: &[usize]| -> Option<&str> {
+        g.iter()
+            .find_map(|&i| recs.get(i).and_then(|r| r.parent.as_deref()))
+    };
+    // Each span without server events joins the visit of its parent span
+    // when that span belongs to the same service (repeatedly).
+    let names: Vec<&str> = groups.keys().copied().collect();
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for &name in &names {
+        let mut cur = name;
+        for _ in 0..names.len() {
+            let Some(g) = groups.get(cur) else { break };
+            if has_server(g) {
+                break;
+            }
+            match parent_of(g) {
+                Some(p) if p != cur && groups.contains_key(p) => cur = p,
+                _ => break,
+            }
+        }
+        owner.insert(name, cur);
+    }
+    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for &name in &names {
+        let o = owner.get(name).copied().unwrap_or(name);
+        by_owner.entry(o).or_default().push(name);
+    }
+    let mut visits = Vec::new();
+    for (own, members) in by_owner {
+        let mut v = Visit::new(service);
+        for m in &members {
+            if let Some(g) = groups.get(m) {
+                v.recs.extend_from_slice(g);
+            }
+            v.spans.push((*m).to_string());
+        }
+        v.recs.sort_unstable();
+        v.parent_span = groups
+            .get(own)
+            .and_then(|g| parent_of(g))
+            .map(str::to_string);
+        for &i in &v.recs {
+            match recs.get(i).and_then(server_role) {
+                Some(Server::Recv(_)) if v.sr.is_none() => v.sr = Some(i),
+                Some(Server::Send(_)) => v.ss = Some(i),
+                _ => {}
+            }
+        }
+        // Spans are primary in the order of their visit's first record.
+        if let Some(pos) = v.spans.iter().position(|s| s == own) {
+            v.spans.swap(0, pos);
+        }
+        visits.push(v);
+    }
+    visits.sort_by_key(|v| v.recs.first().copied());
+    let intervals: Vec<(i64, i64)> = visits
+        .iter()
+        .map(|v| {
+            let (lo, hi) = v.anchor_interval(recs);
+            let first = v.recs.first().and_then(|&i| recs.get(i)).map(|r| r.ts);
+            let last = v.recs.last().and_then(|&i| recs.get(i)).map(|r| r.ts);
+            (
+                if lo == i64::MIN { first.unwrap_or(lo) } else { lo },
+                if hi == i64::MAX { last.unwrap_or(hi) } else { hi },
+            )
+        })
+        .collect();
+    for i in spanless {
+        let Some(r) = recs.get(i) else { continue };
+        if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
+            v.recs.push(i);
+        }
+    }
+    for v in &mut visits {
+        v.recs.sort_unstable();
+    }
+    visits
+}
+
+/// Fills in timing, failure and ordering facts from the visit's records.
+fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
+    v.recs.sort_unstable();
+    let first_ts = v.recs.first().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
+    let last_ts = v.recs.last().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
+    let sr = v.sr.and_then(|i| recs.get(i));
+    let ss = v.ss.and_then(|i| recs.get(i));
+    (v.start, v.start_exact) = match (sr, ss) {
+        (Some(r), _) => (r.ts, true),
+        (None, Some(s)) => match s.duration {
+            Some(d) => (s.ts - d, true),
+            None => (first_ts, false),
+        },
+        _ => (first_ts, false),
+    };
+    (v.end, v.end_exact) = match (ss, sr) {
+        (Some(s), _) => (s.ts, true),
+        (None, Some(r)) => match r.duration {
+            Some(d) => (v.start + d, true),
+            None => (last_ts.max(v.start), false),
+        },
+        _ => (last_ts.max(v.start), false),
+    };
+    if v.end < v.start {
+        v.end = v.start;
+    }
+    for &i in &v.recs {
+        let Some(r) = recs.get(i) else { continue };
+        v.has_events |= r.kind.is_some();
+        v.first = v.first.min((r.file, r.offset));
+        if r.failed && call_role(r, u).is_none() {
+            v.failed = true;
+        }
+    }
+}
+
+/// Pairs the client events of one visit per peer into calls.
+fn visit_calls(vi: usize, v: &Visit, recs: &[Record<'_>], u: &Universe, calls: &mut Vec<Call>) {
+    let mut pending: BTreeMap<SymId, VecDeque<(i64, bool, (u32, u64))>> = BTreeMap::new();
+    let mut out: Vec<Call> = Vec::new();
+    for &i in &v.recs {
+        let Some(r) = recs.get(i) else { continue };
+        let Some(ev) = call_role(r, u) else { continue };
+        let key = (r.file, r.offset);
+        match ev {
+            CallEvent::Send(t) => pending.entry(t).or_default().push_back((r.ts, r.failed, key)),
+            CallEvent::Recv(t) => {
+                let open = pending.get_mut(&t).and_then(VecDeque::pop_front);
+                out.push(match open {
+                    Some((cs, f, k)) => Call {
+                        caller: vi,
+                        target: t,
+                        cs: Some(cs),
+                        cr: Some(r.ts),
+                        failed: f || r.failed,
+                        callee: None,
+                        key: (cs, k.0, k.1),
+                    },
+                    None => Call {
+                        caller: vi,
+                        target: t,
+                        cs: None,
+                        cr: Some(r.ts),
+                        failed: r.failed,
+                        callee: None,
+                        key: (r.ts, key.0, key.1),
+                    },
+                });
+            }
+            CallEvent::Complete(t, cs, cr) => out.push(Call {
+                caller: vi,
+                target: t,
+                cs: Some(cs),
+                cr: Some(cr),
+                failed: r.failed,
+                callee: None,
+                key: (cs, key.0, key.1),
+            }),
+        }
+    }
+    for (t, q) in pending {
+        for (cs, f, k) in q {
+            out.push(Call {
+                caller: vi,
+                target: t,
+                cs: Some(cs),
+                cr: None,
+                failed: f,
+                callee: None,
+                key: (cs, k.0, k.1),
+            });
+        }
+    }
+    out.sort_by_key(|c| c.key);
+    calls.extend(out);
+}
+
+fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
+    let mut cur = Some(candidate);
+    let mut steps = 0;
+    while let Some(c) = cur {
+        if c == of {
+            return true;
+        }
+        steps += 1;
+        if steps > visits.len() {
+            return true; // a cycle: refuse the link
+        }
+        cur = visits.get(c).and_then(|v| v.parent);
+    }
+    false
+}
+
+/// Builds the request. See the module docs.
+pub fn build(
+    id: &str,
+    recs: &[Record<'_>],
+    u: &Universe,
+    offsets: Option<&Offsets>,
+    opts: &AssembleOptions,
+) -> Assembled {
+    let empty = Offsets::default();
+    let offsets = offsets.unwrap_or(&empty);
+    // Visits, service by service.
+    let mut by_service: BTreeMap<SymId, Vec<usize>> = BTreeMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        by_service.entry(r.service).or_default().push(i);
+    }
+    let mut visits: Vec<Visit> = Vec::new();
+    for (svc, idxs) in &by_service {
+        let with_spans = idxs
+            .iter()
+            .any(|&i| recs.get(i).is_some_and(|r| r.span.is_some()));
+        let mut vs = if with_spans {
+            span_visits(*svc, idxs, recs)
+        } else {
+            plain_visits(*svc, idxs, recs)
+        };
+        for v in &mut vs {
+            finish_visit(v, recs, u);
+        }
+        visits.extend(vs);
+    }
+    let start = visits.iter().map(|v| v.start).min().unwrap_or(0);
+    if visits.len() > opts.max_visits {
+        return too_large(id, start, &visits);
+    }
+    // Calls inside each caller visit.
+    let mut calls: Vec<Call> = Vec::new();
+    for (vi, v) in visits.iter().enumerate() {
+        visit_calls(vi, v, recs, u, &mut calls);
+    }
+    for (ci, c) in calls.iter().enumerate() {
+        if let Some(v) = visits.get_mut(c.caller) {
+            v.calls.push(ci);
+        }
+    }
+    let logged = visits.len();
+    link_parents(&mut visits, &mut calls, recs, offsets, logged);
+    // Virtual visits, one per call to a virtual service.
+    for ci in 0..calls.len() {
+        let Some(c) = calls.get(ci) else { continue };
+        if !u.is_virtual(c.target) {
+            continue;
+        }
+        let mut v = Visit::new(c.target);
+        v.virtual_ = true;
+        v.start = c.cs.or(c.cr).unwrap_or(0);
+        v.end = c.cr.or(c.cs).unwrap_or(v.start).max(v.start);
+        v.start_exact = c.cs.is_some() && c.cr.is_some();
+        v.end_exact = v.start_exact;
+        v.failed = c.failed;
+        v.parent = Some(c.caller);
+        v.link = Link::Virtual(ci);
+        v.first = (u32::MAX, c.key.2);
+        if let Some(caller) = visits.get(c.caller) {
+            v.first = caller.first;
+        }
+        let vi = visits.len();
+        visits.push(v);
+        if let Some(c) = calls.get_mut(ci) {
+            c.callee = Some(vi);
+        }
+    }
+    figures(id, start, recs, u, &visits, &calls, offsets, opts)
+}
+
+fn too_large(id: &str, start: i64, visits: &[Visit]) -> Assembled {
+    let end = visits.iter().map(|v| v.end).max().unwrap_or(start);
+    Assembled {
+        id: id.to_string(),
+        start,
+        latency: end - start,
+        failed: visits.iter().any(|v| v.failed),
+        root_failed: false,
+        incomplete: Some(Incomplete::TooLarge),
+        chain: String::new(),
+        visits: Vec::new(),
+        unclaimed: Vec::new(),
+        skew_samples: Vec::new(),
+    }
+}
+
+/// Parent links in the SPEC's order: span links, calls, rule 2, rule 3.
+fn link_parents(
+    visits: &mut [Visit],
+    calls: &mut [Call],
+    recs: &[Record<'_>],
+    offsets: &Offsets,
+    logged: usize,
+) {
+    // 1. Parent spans carried by some visit.
+    let mut carrier: HashMap<&str, usize> = HashMap::new();
+    for (vi, v) in visits.iter().enumerate().take(logged) {
+        for s in &v.spans {
+            carrier.entry(s.as_str()).or_insert(vi);
+        }
+    }
+    let carrier: HashMap<String, usize> =
+        carrier.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for vi in 0..logged {
+        let Some(ps) = visits.get(vi).and_then(|v| v.parent_span.clone()) else {
+            continue;
+        };
+        if let Some(&p) = carrier.get(&ps) {
+            if p != vi && !is_descendant(visits, p, vi) {
+                if let Some(v) = visits.get_mut(vi) {
+                    v.parent = Some(p);
+                    v.link = Link::Span;
+                }
+            }
+        }
+    }
+    // 2. Callee visits in start order take the latest unmatched call to them.
+    let mut order: Vec<usize> = (0..logged).collect();
+    order.sort_by_key(|&i| visits.get(i).map(|v| (v.start, v.first)));
+    for &vi in &order {
+        let Some(v) = visits.get(vi) else { continue };
+        let (svc, vstart, vend, span_parent) = (
+            v.service,
+            v.start,
+            v.end,
+            (v.link == Link::Span).then_some(v.parent).flatten(),
+        );
+        let mut before: Option<(i64, (i64, u32, u64), usize)> = None;
+        let mut after: Option<(i64, (i64, u32, u64), usize)> = None;
+        for (ci, c) in calls.iter().enumerate() {
+            if c.target != svc || c.callee.is_some() || c.caller == vi {
+                continue;
+            }
+            if span_parent.is_some_and(|p| p != c.caller) {
+                continue;
+            }
+            let Some(cs) = c.cs else { continue };
+            let caller_svc = visits.get(c.caller).map_or(0, |p| p.service);
+            let theta = offsets.get(caller_svc, svc);
+            let (vs, ve) = (vstart - theta, vend - theta);
+            if cs <= vs {
+                if before.is_none_or(|(b, k, _)| (cs, c.key) > (b, k)) {
+                    before = Some((cs, c.key, ci));
+                }
+            } else if cs <= ve && after.is_none_or(|(a, k, _)| (cs, c.key) < (a, k)) {
+                after = Some((cs, c.key, ci));
+            }
+        }
+        let mut chosen = None;
+        for cand in [before, after].into_iter().flatten() {
+            let caller = calls.get(cand.2).map_or(vi, |c| c.caller);
+            if !is_descendant(visits, caller, vi) {
+                chosen = Some(cand.2);
+                break;
+            }
+        }
+        if let Some(ci) = chosen {
+            let caller = calls.get(ci).map_or(vi, |c| c.caller);
+            if let Some(c) = calls.get_mut(ci) {
+                c.callee = Some(vi);
+            }
+            if let Some(v) = visits.get_mut(vi) {
+                v.parent = Some(caller);
+                v.link = Link::Call(ci);
+            }
+        }
+    }
+    // 3. Rule 2 (containment), then rule 3 (hand-off), never a descendant.
+    for &vi in &order {
+        let Some(v) = visits.get(vi) else { continue };
+        if v.parent.is_some() {
+            continue;
+        }
+        let (vstart, vend) = (v.start, v.end);
+        let mut best: Option<(usize, (std::cmp::Reverse<i64>, i64, u32, (u32, u64)))> = None;
+        for (pi, p) in visits.iter().enumerate().take(logged) {
+            if pi == vi || !(p.start <= vstart && vstart <= p.end) {
+                continue;
+            }
+            // A visit with the same start that ends first sits inside this
+            // one; it is not its container.
+            if p.start == vstart && p.end < vend {
+                continue;
+            }
+            if is_descendant(visits, pi, vi) {
+                continue;
+            }
+            let key = (std::cmp::Reverse(p.start), p.end, p.service, p.first);
+            if best.as_ref().is_none_or(|(_, b)| key < *b) {
+                best = Some((pi, key));
+            }
+        }
+        let mut link = Link::Contains;
+        if best.is_none() {
+            link = Link::Handoff;
+            for (pi, p) in visits.iter().enumerate().take(logged) {
+                if pi == vi || p.end >= vstart || is_descendant(visits, pi, vi) {
+                    continue;
+                }
+                let key = (std::cmp::Reverse(p.end), p.start, p.service, p.first);
+                if best.as_ref().is_none_or(|(_, b)| key < *b) {
+                    best = Some((pi, key));
+                }
+            }
+        }
+        if let (Some((pi, _)), Some(v)) = (best, visits.get_mut(vi)) {
+            v.parent = Some(pi);
+            v.link = link;
+        }
+    }
+    let _ = recs;
+}
+
+/// One interval a parent saw a child (or call) take, for the critical path.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    begin: i64,
+    finish: i64,
+    target: Target,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// A logged child visit, walked into; legs charged to its hop.
+    Child(usize),
+    /// A virtual visit: the whole window charged to it.
+    Virtual(usize),
+    /// An unclaimed call: charged to the call.
+    Unclaimed(usize),
+}
+
+struct Walk<'a> {
+    starts: &'a [i64],
+    ends: &'a [i64],
+    items: &'a [Vec<Item>],
+    critical: Vec<i64>,
+    critical_prop: Vec<i64>,
+    unclaimed: HashMap<usize, i64>,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, v: usize, lo: i64, hi: i64, depth: usize) {
+        let mut t = hi;
+        if depth < MAX_DEPTH {
+            let mut used = vec![false; self.items.get(v).map_or(0, Vec::len)];
+            loop {
+                let mut pick: Option<(usize, Item)> = None;
+                for (k, it) in self.items.get(v).into_iter().flatten().enumerate() {
+                    if used.get(k).copied().unwrap_or(true) || it.finish > t || it.finish <= lo {
+                        continue;
+                    }
+                    if pick.is_none_or(|(_, p)| it.finish > p.finish) {
+                        pick = Some((k, *it));
+                    }
+                }
+                let Some((k, it)) = pick else { break };
+                if let Some(u) = used.get_mut(k) {
+                    *u = true;
+                }
+                let b = it.begin.max(lo).min(it.finish);
+                let f = it.finish;
+                self.charge_visit(v, t - f);
+                match it.target {
+                    Target::Child(c) => {
+                        let cs = self.starts.get(c).copied().unwrap_or(b).clamp(b, f);
+                        let ce = self.ends.get(c).copied().unwrap_or(f).clamp(cs, f);
+                        if let Some(p) = self.critical_prop.get_mut(c) {
+                            *p += (f - ce) + (cs - b);
+                        }
+                        self.walk(c, cs, ce, depth + 1);
+                    }
+                    Target::Virtual(c) => self.charge_visit(c, f - b),
+                    Target::Unclaimed(u) => *self.unclaimed.entry(u).or_insert(0) += f - b,
+                }
+                t = b;
+            }
+        }
+        self.charge_visit(v, t - lo);
+    }
+
+    fn charge_visit(&mut self, v: usize, d: i64) {
+        if let Some(c) = self.critical.get_mut(v) {
+            *c += d;
+        }
+    }
+}
+
+/// Escapes a service name for a chain string.
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for ch in name.chars() {
+        if matches!(ch, '>' | '{' | '}' | ',' | '\\') || ch.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn chain_of(
+    v: usize,
+    children: &[Vec<usize>],
+    starts: &[i64],
+    names: &dyn Fn(usize) -> String,
+    depth: usize,
+) -> String {
+    let mut s = escape(&names(v));
+    if depth >= MAX_DEPTH {
+        return s;
+    }
+    let mut kids: Vec<(i64, String)> = children
+        .get(v)
+        .into_iter()
+        .flatten()
+        .map(|&c| {
+            (
+                starts.get(c).copied().unwrap_or(0),
+                chain_of(c, children, starts, names, depth + 1),
+            )
+        })
+        .collect();
+    kids.sort();
+    match kids.len() {
+        0 => {}
+        1 => {
+            s.push('>');
+            s.push_str(&kids.first().map(|k| k.1.as_str()).unwrap_or(""));
+        }
+        _ => {
+            s.push_str(">{");
+            let parts: Vec<&str> = kids.iter().map(|k| k.1.as_str()).collect();
+            s.push_str(&parts.join(","));
+            s.push('}');
+        }
+    }
+    s
+}
+
+fn union_len(mut iv: Vec<(i64, i64)>) -> i64 {
+    iv.retain(|(a, b)| b > a);
+    iv.sort_unstable();
+    let mut total = 0i64;
+    let mut cur: Option<(i64, i64)> = None;
+    for (a, b) in iv {
+        match cur {
+            Some((ca, cb)) if a <= cb => cur = Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                total += cb - ca;
+                cur = Some((a, b));
+            }
+            None => cur = Some((a, b)),
+        }
+    }
+    if let Some((a, b)) = cur {
+        total += b - a;
+    }
+    total
+}
+
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    id: &str,
+    first_start: i64,
+    recs: &[Record<'_>],
+    u: &Universe,
+    visits: &[Visit],
+    calls: &[Call],
+    offsets: &Offsets,
+    opts: &AssembleOptions,
+) -> Assembled {
+    let n = visits.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (vi, v) in visits.iter().enumerate() {
+        match v.parent {
+            Some(p) => {
+                if let Some(c) = children.get_mut(p) {
+                    c.push(vi);
+                }
+            }
+            None => roots.push(vi),
+        }
+    }
+    roots.sort_by_key(|&r| visits.get(r).map(|v| (v.start, v.first)));
+    // Offsets top-down: skew per pair, then Jaeger moves of rule-2 children.
+    let mut off = vec![0i64; n];
+    let mut adjusted = vec![false; n];
+    let mut depth = vec![0usize; n];
+    let mut queue: VecDeque<usize> = roots.iter().copied().collect();
+    while let Some(p) = queue.pop_front() {
+        let Some(pv) = visits.get(p) else { continue };
+        let p_off = off.get(p).copied().unwrap_or(0);
+        let p_depth = depth.get(p).copied().unwrap_or(0);
+        for &c in children.get(p).into_iter().flatten() {
+            let Some(cv) = visits.get(c) else { continue };
+            let mut o = p_off;
+            let mut adj = false;
+            if !cv.virtual_ {
+                let theta = offsets.get(pv.service, cv.service);
+                o += theta;
+                adj = theta != 0;
+                if opts.skew && cv.link == Link::Contains {
+                    let (ps, pe) = (pv.start - p_off, pv.end - p_off);
+                    let (cs, ce) = (cv.start - o, cv.end - o);
+                    if ce > pe {
+                        let (plen, clen) = (pe - ps, ce - cs);
+                        let new_start = if clen <= plen {
+                            ps + (plen - clen) / 2
+                        } else {
+                            ps
+                        };
+                        o += cs - new_start;
+                        adj = true;
+                    }
+                }
+            }
+            if let Some(x) = off.get_mut(c) {
+                *x = o;
+            }
+            if let Some(x) = adjusted.get_mut(c) {
+                *x = adj;
+            }
+            if let Some(x) = depth.get_mut(c) {
+                *x = p_depth + 1;
+            }
+            queue.push_back(c);
+        }
+    }
+    let cstart: Vec<i64> = visits
+        .iter()
+        .zip(&off)
+        .map(|(v, o)| v.start - o)
+        .collect();
+    let cend: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.end - o).collect();
+    let rec_ts = |v: &Visit, o: i64| -> Vec<i64> {
+        v.recs
+            .iter()
+            .filter_map(|&i| recs.get(i).map(|r| r.ts - o))
+            .collect()
+    };
+    let get = |xs: &[i64], i: usize| xs.get(i).copied().unwrap_or(0);
+
+    let mut figs: Vec<VisitFigures> = Vec::with_capacity(n);
+    let mut items: Vec<Vec<Item>> = vec![Vec::new(); n];
+    let mut unclaimed: Vec<UnclaimedCall> = Vec::new();
+    let mut unclaimed_of_call: HashMap<usize, usize> = HashMap::new();
+    let mut skew_samples = Vec::new();
+    for (ci, c) in calls.iter().enumerate() {
+        if c.callee.is_none() {
+            unclaimed_of_call.insert(ci, unclaimed.len());
+            unclaimed.push(UnclaimedCall {
+                caller: c.caller,
+                target: c.target,
+                call: c.cs.zip(c.cr).map(|(a, b)| b - a),
+                failed: c.failed,
+                exact: c.cs.is_some() && c.cr.is_some(),
+                critical: 0,
+            });
+        }
+    }
+    for (vi, v) in visits.iter().enumerate() {
+        let o = get(&off, vi);
+        let (s, e) = (get(&cstart, vi), get(&cend, vi));
+        let mut f = VisitFigures {
+            service: v.service,
+            virtual_: v.virtual_,
+            parent: v.parent,
+            link: v.link,
+            span: v.spans.first().cloned(),
+            start: s,
+            end: e,
+            processing: (!v.virtual_).then_some(v.end - v.start),
+            self_time: None,
+            call: None,
+            request_leg: None,
+            response_leg: None,
+            propagation: None,
+            critical: 0,
+            critical_propagation: 0,
+            failed: v.failed,
+            hop_failed: v.failed,
+            origin: false,
+            exact: v.exact(),
+            hop_exact: false,
+            skew: o,
+            adjusted: get_b(&adjusted, vi),
+            first_record: v.first,
+        };
+        let parent = v.parent.and_then(|p| visits.get(p).map(|pv| (p, pv)));
+        match (v.link, parent) {
+            (Link::Root, _) | (_, None) => f.hop_exact = v.exact(),
+            (Link::Call(ci), Some((p, pv))) => {
+                let po = get(&off, p);
+                let c = calls.get(ci);
+                let cs = c.and_then(|c| c.cs).map(|t| t - po);
+                let cr = c.and_then(|c| c.cr).map(|t| t - po);
+                f.hop_failed |= c.is_some_and(|c| c.failed);
+                match (cs, cr) {
+                    (Some(cs), Some(cr)) => {
+                        f.call = Some(cr - cs);
+                        f.request_leg = Some(s - cs);
+                        f.response_leg = Some(cr - e);
+                        f.propagation = Some((s - cs) + (cr - e));
+                        f.hop_exact = v.exact();
+                        if v.exact() {
+                            if let (Some(rcs), Some(rcr)) =
+                                (c.and_then(|c| c.cs), c.and_then(|c| c.cr))
+                            {
+                                skew_samples.push((
+                                    pv.service,
+                                    v.service,
+                                    (v.start - rcs) - (rcr - v.end),
+                                ));
+                            }
+                        }
+                        if let Some(x) = items.get_mut(p) {
+                            x.push(Item {
+                                begin: cs,
+                                finish: cr,
+                                target: Target::Child(vi),
+                            });
+                        }
+                    }
+                    (Some(cs), None) => {
+                        f.request_leg = Some(s - cs);
+                        f.propagation = f.request_leg;
+                        if let Some(x) = items.get_mut(p) {
+                            x.push(Item {
+                                begin: cs,
+                                finish: e,
+                                target: Target::Child(vi),
+                            });
+                        }
+                    }
+                    (None, Some(cr)) => {
+                        f.response_leg = Some(cr - e);
+                        if let Some(x) = items.get_mut(p) {
+                            x.push(Item {
+                                begin: s,
+                                finish: cr,
+                                target: Target::Child(vi),
+                            });
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
+            (Link::Handoff, Some((p, _))) => {
+                f.request_leg = Some(s - get(&cend, p));
+                f.propagation = f.request_leg;
+            }
+            (Link::Span | Link::Contains, Some((p, pv))) => {
+                let pts = rec_ts(pv, get(&off, p));
+                let before = pts.iter().copied().filter(|&t| t <= s).max();
+                let after = pts.iter().copied().filter(|&t| t >= e).min();
+                f.request_leg = before.map(|b| s - b);
+                f.response_leg = after.map(|a| a - e);
+                f.propagation = f.request_leg.zip(f.response_leg).map(|(a, b)| a + b);
+                if let Some(x) = items.get_mut(p) {
+                    x.push(Item {
+                        begin: before.unwrap_or(s),
+                        finish: after.unwrap_or(e),
+                        target: Target::Child(vi),
+                    });
+                }
+            }
+            (Link::Virtual(ci), Some((p, _))) => {
+                let c = calls.get(ci);
+                let po = get(&off, p);
+                let cs = c.and_then(|c| c.cs).map(|t| t - po);
+                let cr = c.and_then(|c| c.cr).map(|t| t - po);
+                f.call = cs.zip(cr).map(|(a, b)| b - a);
+                f.hop_exact = f.call.is_some();
+                f.exact = f.hop_exact;
+                if let (Some(cs), Some(cr), Some(x)) = (cs, cr, items.get_mut(p)) {
+                    x.push(Item {
+                        begin: cs,
+                        finish: cr,
+                        target: Target::Virtual(vi),
+                    });
+                }
+            }
+        }
+        figs.push(f);
+    }
+    // Unclaimed calls on the critical path.
+    for (ci, c) in calls.iter().enumerate() {
+        let (Some(&ui), Some(cs), Some(cr)) = (unclaimed_of_call.get(&ci), c.cs, c.cr) else {
+            continue;
+        };
+        let po = get(&off, c.caller);
+        if let Some(x) = items.get_mut(c.caller) {
+            x.push(Item {
+                begin: cs - po,
+                finish: cr - po,
+                target: Target::Unclaimed(ui),
+            });
+        }
+    }
+    // Self time: processing minus the union of calls and call-less children.
+    for (vi, v) in visits.iter().enumerate() {
+        if v.virtual_ {
+            continue;
+        }
+        let (s, e) = (get(&cstart, vi), get(&cend, vi));
+        let o = get(&off, vi);
+        let mut iv: Vec<(i64, i64)> = v
+            .calls
+            .iter()
+            .filter_map(|&ci| calls.get(ci))
+            .filter_map(|c| c.cs.zip(c.cr))
+            .map(|(a, b)| (a - o, b - o))
+            .collect();
+        for &c in children.get(vi).into_iter().flatten() {
+            if let Some(cv) = visits.get(c) {
+                if matches!(cv.link, Link::Span | Link::Contains) {
+                    iv.push((get(&cstart, c), get(&cend, c)));
+                }
+            }
+        }
+        let clipped: Vec<(i64, i64)> = iv
+            .into_iter()
+            .map(|(a, b)| (a.clamp(s, e), b.clamp(s, e)))
+            .collect();
+        if let Some(f) = figs.get_mut(vi) {
+            f.self_time = Some((e - s) - union_len(clipped));
+        }
+    }
+    // Failure origins.
+    for vi in 0..n {
+        let failed_child = children
+            .get(vi)
+            .into_iter()
+            .flatten()
+            .any(|&c| visits.get(c).is_some_and(|cv| cv.failed));
+        if let Some(f) = figs.get_mut(vi) {
+            f.origin = f.failed && !failed_child;
+        }
+    }
+    // The root, completeness, critical path and chain.
+    let root = roots.first().copied();
+    let mut incomplete = None;
+    if let Some(r) = root.and_then(|r| visits.get(r)) {
+        let cr_without_cs = r
+            .calls
+            .iter()
+            .filter_map(|&ci| calls.get(ci))
+            .any(|c| c.cs.is_none() && c.cr.is_some());
+        if (!r.start_exact && r.has_events) || cr_without_cs {
+            incomplete = Some(Incomplete::NoRoot);
+        }
+    }
+    if incomplete.is_none() && roots.len() > 1 {
+        incomplete = Some(Incomplete::MultipleRoots);
+    }
+    if incomplete.is_none()
+        && calls
+            .iter()
+            .any(|c| c.callee.is_none() && c.cr.is_none() && !u.is_virtual(c.target))
+    {
+        incomplete = Some(Incomplete::UnpairedCall);
+    }
+    if incomplete.is_none() {
+        let open = visits.iter().any(|v| {
+            let Some(sr) = v.sr.and_then(|i| recs.get(i)) else {
+                return false;
+            };
+            v.ss.is_none()
+                && sr.duration.is_none()
+                && !recs
+                    .iter()
+                    .any(|r| r.service == v.service && r.ts > sr.ts)
+        });
+        if open {
+            incomplete = Some(Incomplete::OpenVisit);
+        }
+    }
+    let (latency, root_failed, root_start) = match root.and_then(|r| visits.get(r)) {
+        Some(r) => (r.end - r.start, r.failed, r.start),
+        None => (0, false, first_start),
+    };
+    let mut walk = Walk {
+        starts: &cstart,
+        ends: &cend,
+        items: &items,
+        critical: vec![0; n],
+        critical_prop: vec![0; n],
+        unclaimed: HashMap::new(),
+    };
+    if let Some(r) = root {
+        walk.walk(r, get(&cstart, r), get(&cend, r), 0);
+    }
+    for (vi, f) in figs.iter_mut().enumerate() {
+        f.critical = walk.critical.get(vi).copied().unwrap_or(0);
+        f.critical_propagation = walk.critical_prop.get(vi).copied().unwrap_or(0);
+    }
+    for (ui, d) in walk.unclaimed {
+        if let Some(x) = unclaimed.get_mut(ui) {
+            x.critical = d;
+        }
+    }
+    let mut chain_children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (vi, v) in visits.iter().enumerate() {
+        if v.virtual_ {
+            continue;
+        }
+        if let Some(c) = v.parent.and_then(|p| chain_children.get_mut(p)) {
+            c.push(vi);
+        }
+    }
+    let names = |vi: usize| {
+        visits
+            .get(vi)
+            .map_or(String::new(), |v| u.name(v.service).to_string())
+    };
+    let chain = root.map_or(String::new(), |r| {
+        chain_of(r, &chain_children, &cstart, &names, 0)
+    });
+    // Visits in corrected-start order; parents re-indexed.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (get(&cstart, i), depth.get(i).copied().unwrap_or(0), figs.get(i).map(|f| f.first_record), i));
+    let mut new_index = vec![0usize; n];
+    for (new, &old) in order.iter().enumerate() {
+        if let Some(x) = new_index.get_mut(old) {
+            *x = new;
+        }
+    }
+    let mut sorted: Vec<VisitFigures> = Vec::with_capacity(n);
+    for &old in &order {
+        if let Some(mut f) = figs.get(old).cloned() {
+            f.parent = f.parent.and_then(|p| new_index.get(p).copied());
+            sorted.push(f);
+        }
+    }
+    for uc in &mut unclaimed {
+        uc.caller = new_index.get(uc.caller).copied().unwrap_or(uc.caller);
+    }
+    Assembled {
+        id: id.to_string(),
+        start: root_start,
+        latency,
+        failed: visits.iter().any(|v| v.failed),
+        root_failed,
+        incomplete,
+        chain,
+        visits: sorted,
+        unclaimed,
+        skew_samples,
+    }
+}
+
+fn get_b(xs: &[bool], i: usize) -> bool {
+    xs.get(i).copied().unwrap_or(false)
+}

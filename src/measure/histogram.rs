@@ -1,0 +1,914 @@
+//! Measure stage: the mergeable latency statistic behind every latency block
+//! of the report (SPEC §4, STYLE habits 9 and 10).
+//!
+//! [`Histogram`] owns the values of one latency block (signed integer
+//! nanoseconds: legs can be negative under clock skew) and answers count,
+//! exact min/max/sum/mean and nearest-rank quantiles. [`Block`] is the JSON
+//! shape of a latency block and [`ns_to_ms`] the one conversion from
+//! nanoseconds to the milliseconds the report prints.
+//!
+//! Two representations, chosen by the total count alone:
+//! * up to [`EXACT_MAX_COUNT`] values, every value is kept (sorted), so small
+//!   inputs — and every hand-checked golden test — get exact quantiles;
+//! * above it, a log-linear bucket store (HdrHistogram-style: values below 256
+//!   exact, then 128 linear sub-buckets per power of two of |ns|, separate
+//!   stores for negative and positive values plus a zero count, integer
+//!   counts). A bucket's representative value is within 1/256 (0.39 %) of
+//!   every value in it, so quantiles are within 0.4 % of the exact
+//!   nearest-rank answer.
+//!
+//! `merge` is plain addition in both representations and the state is
+//! canonical (sorted values, or bucket counts, plus exact count/sum/min/max),
+//! so the result is identical however the values were split across threads,
+//! chunks or machines and in whatever order the parts were merged.
+
+use serde::Serialize;
+
+/// Largest count for which a [`Histogram`] keeps every value and answers
+/// exact quantiles; one more value converts it to buckets for good.
+///
+/// The exact store costs 8 bytes per value (at most 16 KiB) and a sorted
+/// insert per record (about 80 ns on average while filling up to the limit).
+pub const EXACT_MAX_COUNT: u64 = 2048;
+
+/// Sub-buckets per power of two, as a number of bits: 2^7 = 128 sub-buckets,
+/// so a bucket is at most 1/128 of its lower bound wide and its midpoint is
+/// within 1/256 of every value in it.
+const SUB_BITS: u32 = 7;
+/// Magnitudes below this are their own bucket (width 1).
+const LINEAR_LIMIT: u64 = 2 << SUB_BITS;
+/// A bucket entry packs `index << INDEX_SHIFT | count` in one `u64`: indices
+/// are at most 7296 (13 bits), leaving 51 bits of count per bucket.
+const INDEX_SHIFT: u32 = 51;
+/// Mask of the count part of a bucket entry; a bucket count saturates here
+/// (2^51 ≈ 2.3e15 values in one bucket, far beyond any log set).
+const COUNT_MASK: u64 = (1 << INDEX_SHIFT) - 1;
+
+/// A mergeable, deterministic latency histogram over signed nanoseconds.
+///
+/// Empty by default. Exact (all values kept) while `count() <=`
+/// [`EXACT_MAX_COUNT`], bucketed above; the representation depends only on
+/// the total count, so `merge(h(a), h(b)) == h(a ++ b)` for any split and any
+/// merge order, and equal states give equal [`Block`]s. `count`, `sum`,
+/// `min`, `max` and the mean are always exact; quantiles are exact in exact
+/// mode and within 0.4 % relative error in bucket mode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    count: u64,
+    sum: i128,
+    /// Smallest value recorded; `i64::MAX` when empty.
+    min: i64,
+    /// Largest value recorded; `i64::MIN` when empty.
+    max: i64,
+    store: Store,
+}
+
+/// The value store; `Buckets` exactly when `count > EXACT_MAX_COUNT`.
+#[derive(Clone, Debug, PartialEq)]
+enum Store {
+    /// Every value, sorted ascending (canonical, so derived equality works).
+    Exact(Vec<i64>),
+    Buckets(Buckets),
+}
+
+/// Sparse log-linear buckets: each store is a `Vec` of packed
+/// `index << INDEX_SHIFT | count` entries sorted by index, holding only
+/// non-empty buckets (8 bytes per occupied bucket).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Buckets {
+    /// Buckets of |ns| for negative values.
+    neg: Vec<u64>,
+    /// Count of values equal to 0.
+    zero: u64,
+    /// Buckets of ns for positive values.
+    pos: Vec<u64>,
+}
+
+/// One latency block of the report (SPEC §4): every time in milliseconds
+/// (integer ns rounded half-up to µs, see [`ns_to_ms`]).
+///
+/// Field order is the JSON key order. `mean` and `max` are exact; the
+/// quantiles are nearest-rank (the value of rank ⌈q·count⌉), exact up to
+/// [`EXACT_MAX_COUNT`] values and within 0.4 % relative error above.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Block {
+    /// Number of values summarised (never 0: an empty block is `null`).
+    pub count: u64,
+    /// Exact mean: exact sum / count rounded to the nearest ns.
+    pub mean: f64,
+    /// Median (rank ⌈0.5·count⌉).
+    pub p50: f64,
+    /// 90th percentile (rank ⌈0.9·count⌉).
+    pub p90: f64,
+    /// 95th percentile (rank ⌈0.95·count⌉).
+    pub p95: f64,
+    /// 99th percentile (rank ⌈0.99·count⌉).
+    pub p99: f64,
+    /// Exact maximum.
+    pub max: f64,
+}
+
+/// Converts integer nanoseconds to the milliseconds the report prints: rounded
+/// half-up to whole µs (`floor((ns + 500) / 1000)` in integer arithmetic, also
+/// for negatives, so -1500 ns is -1 µs), then `µs / 1000.0`.
+///
+/// E.g. 1_234_500 → 1.235, 350_000 → 0.35, -1_500 → -0.001. Never panics.
+pub fn ns_to_ms(ns: i64) -> f64 {
+    let us = (i128::from(ns) + 500).div_euclid(1000);
+    // |us| < 2^54, exact in f64 up to 2^53 µs (104 days) and nearest beyond.
+    us as f64 / 1000.0
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromIterator<i64> for Histogram {
+    fn from_iter<I: IntoIterator<Item = i64>>(iter: I) -> Self {
+        let mut h = Histogram::new();
+        h.extend(iter);
+        h
+    }
+}
+
+impl Extend<i64> for Histogram {
+    fn extend<I: IntoIterator<Item = i64>>(&mut self, iter: I) {
+        for ns in iter {
+            self.record(ns);
+        }
+    }
+}
+
+impl Histogram {
+    /// An empty histogram (exact mode, no allocation).
+    pub fn new() -> Self {
+        Histogram {
+            count: 0,
+            sum: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            store: Store::Exact(Vec::new()),
+        }
+    }
+
+    /// Adds one value in nanoseconds (any `i64`, negative under clock skew).
+    ///
+    /// Converts to buckets when the count passes [`EXACT_MAX_COUNT`].
+    pub fn record(&mut self, ns: i64) {
+        self.count = self.count.saturating_add(1);
+        self.sum = self.sum.saturating_add(i128::from(ns));
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+        if self.count > EXACT_MAX_COUNT {
+            self.with_buckets(|b| b.add(ns, 1));
+        } else if let Store::Exact(values) = &mut self.store {
+            let at = values.partition_point(|&v| v <= ns);
+            values.insert(at, ns);
+        }
+    }
+
+    /// Adds every value of `other` to `self` (plain addition: the result is
+    /// the histogram of both inputs, whatever the split or merge order).
+    ///
+    /// Stays exact only while the total count is at most [`EXACT_MAX_COUNT`];
+    /// merging with a bucketed histogram always yields a bucketed one.
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum = self.sum.saturating_add(other.sum);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if self.count <= EXACT_MAX_COUNT
+            && let (Store::Exact(mine), Store::Exact(theirs)) = (&mut self.store, &other.store)
+        {
+            *mine = merge_sorted(mine, theirs);
+            return;
+        }
+        self.with_buckets(|buckets| match &other.store {
+            Store::Exact(values) => {
+                for &ns in values {
+                    buckets.add(ns, 1);
+                }
+            }
+            Store::Buckets(theirs) => buckets.merge(theirs),
+        });
+    }
+
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Exact smallest value, `None` when empty.
+    pub fn min(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Exact largest value, `None` when empty.
+    pub fn max(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.max)
+    }
+
+    /// Exact sum of all values in ns (0 when empty; cannot overflow: 2^64
+    /// values of magnitude 2^63 still fit in an `i128`).
+    pub fn sum(&self) -> i128 {
+        self.sum
+    }
+
+    /// Exact mean in ns: sum / count rounded to the nearest ns, halves away
+    /// from zero; `None` when empty.
+    pub fn mean_ns(&self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        let n = i128::from(self.count);
+        let (q, r) = (self.sum / n, self.sum % n);
+        let q = if 2 * r.abs() >= n {
+            q + self.sum.signum()
+        } else {
+            q
+        };
+        // The mean lies within [min, max], so it fits; clamp documents it.
+        i64::try_from(q.clamp(i128::from(self.min), i128::from(self.max))).ok()
+    }
+
+    /// True while every value is kept (count ≤ [`EXACT_MAX_COUNT`]), so
+    /// quantiles are exact.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.store, Store::Exact(_))
+    }
+
+    /// Heap bytes held by the value store (capacity, not length): at most
+    /// 16 KiB in exact mode; in bucket mode 8 bytes per occupied bucket plus
+    /// at most a quarter of slack (about 4 KiB for a 2–20 ms spread, 48 KiB
+    /// for values spread over 1 µs–10 s of both signs).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.store {
+            Store::Exact(values) => values.capacity() * size_of::<i64>(),
+            Store::Buckets(b) => (b.neg.capacity() + b.pos.capacity()) * size_of::<u64>(),
+        }
+    }
+
+    /// Nearest-rank quantile: the value of rank ⌈q·n⌉ (1-based, at least 1)
+    /// in sorted order; `q` is clamped to [0, 1], so 0 gives the min and 1
+    /// the max. `None` when empty or `q` is NaN.
+    ///
+    /// Exact in exact mode; in bucket mode the representative of the bucket
+    /// holding that rank, clamped to [min, max] (within 0.4 %), except that
+    /// rank 1 and rank n return the exact min and max. `q·n` is computed in
+    /// f64 with a few ulps of tolerance, so a decimal `q` such as 0.07 with
+    /// n = 100 gives rank 7, as the decimal arithmetic would.
+    pub fn quantile(&self, q: f64) -> Option<i64> {
+        if self.count == 0 || q.is_nan() {
+            return None;
+        }
+        let x = q.clamp(0.0, 1.0) * self.count as f64;
+        // q and the product each carry at most half an ulp of error; without
+        // this tolerance 0.07 * 100 = 7.000000000000001 would give rank 8.
+        let rank = (x - x * 4.0 * f64::EPSILON).ceil();
+        // Float-to-int `as` saturates; NaN is excluded above.
+        self.value_at_rank(rank as u64)
+    }
+
+    /// The latency block of these values, `None` when empty (SPEC §4: a block
+    /// with no values is `null`). Percentile ranks use exact integer
+    /// arithmetic (⌈count·k/100⌉).
+    pub fn block(&self) -> Option<Block> {
+        let pct = |k: u128| -> Option<f64> {
+            let rank = (u128::from(self.count) * k).div_ceil(100);
+            let rank = u64::try_from(rank).unwrap_or(u64::MAX);
+            self.value_at_rank(rank).map(ns_to_ms)
+        };
+        Some(Block {
+            count: self.count,
+            mean: ns_to_ms(self.mean_ns()?),
+            p50: pct(50)?,
+            p90: pct(90)?,
+            p95: pct(95)?,
+            p99: pct(99)?,
+            max: ns_to_ms(self.max()?),
+        })
+    }
+
+    /// The value of 1-based `rank` (clamped to [1, count]); `None` when empty.
+    fn value_at_rank(&self, rank: u64) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = rank.clamp(1, self.count);
+        if rank == 1 {
+            return Some(self.min);
+        }
+        if rank == self.count {
+            return Some(self.max);
+        }
+        let clamp = |v: i128| -> i64 {
+            let v = v.clamp(i128::from(self.min), i128::from(self.max));
+            i64::try_from(v).unwrap_or(self.max)
+        };
+        match &self.store {
+            Store::Exact(values) => {
+                let at = usize::try_from(rank - 1).ok()?;
+                values.get(at).copied()
+            }
+            Store::Buckets(b) => {
+                let mut seen: u64 = 0;
+                for &entry in b.neg.iter().rev() {
+                    seen = seen.saturating_add(entry & COUNT_MASK);
+                    if seen >= rank {
+                        return Some(clamp(-representative(entry >> INDEX_SHIFT)));
+                    }
+                }
+                seen = seen.saturating_add(b.zero);
+                if seen >= rank {
+                    return Some(clamp(0));
+                }
+                for &entry in &b.pos {
+                    seen = seen.saturating_add(entry & COUNT_MASK);
+                    if seen >= rank {
+                        return Some(clamp(representative(entry >> INDEX_SHIFT)));
+                    }
+                }
+                // Only reachable if a bucket count saturated.
+                Some(self.max)
+            }
+        }
+    }
+
+    /// Runs `f` on the bucket store, converting the exact values into it
+    /// first if needed (once the total count passes [`EXACT_MAX_COUNT`]).
+    fn with_buckets(&mut self, f: impl FnOnce(&mut Buckets)) {
+        if let Store::Exact(values) = &self.store {
+            let mut b = Buckets::default();
+            for &ns in values {
+                b.add(ns, 1);
+            }
+            self.store = Store::Buckets(b);
+        }
+        if let Store::Buckets(b) = &mut self.store {
+            f(b);
+        }
+    }
+}
+
+impl Buckets {
+    /// Adds `n` occurrences of `ns`.
+    fn add(&mut self, ns: i64, n: u64) {
+        let store = match ns.signum() {
+            0 => {
+                self.zero = self.zero.saturating_add(n);
+                return;
+            }
+            -1 => &mut self.neg,
+            _ => &mut self.pos,
+        };
+        let index = bucket_index(ns.unsigned_abs());
+        match store.binary_search_by_key(&index, |e| e >> INDEX_SHIFT) {
+            Ok(at) => {
+                if let Some(entry) = store.get_mut(at) {
+                    *entry = add_count(*entry, n);
+                }
+            }
+            Err(at) => {
+                // Grow by a quarter rather than doubling: a store holds at
+                // most 7297 entries and new buckets are rare after warm-up,
+                // while thousands of histograms stay alive.
+                if store.len() == store.capacity() {
+                    store.reserve_exact(store.len() / 4 + 8);
+                }
+                store.insert(at, index << INDEX_SHIFT | n.min(COUNT_MASK));
+            }
+        }
+    }
+
+    /// Adds every bucket count of `other`.
+    fn merge(&mut self, other: &Buckets) {
+        self.zero = self.zero.saturating_add(other.zero);
+        merge_entries(&mut self.neg, &other.neg);
+        merge_entries(&mut self.pos, &other.pos);
+    }
+}
+
+/// Adds `n` to the count of a packed entry, saturating at [`COUNT_MASK`].
+fn add_count(entry: u64, n: u64) -> u64 {
+    let count = (entry & COUNT_MASK).saturating_add(n).min(COUNT_MASK);
+    (entry & !COUNT_MASK) | count
+}
+
+/// Adds the packed entries of `theirs` into `mine` (both sorted by index).
+fn merge_entries(mine: &mut Vec<u64>, theirs: &[u64]) {
+    if theirs.is_empty() {
+        return;
+    }
+    let mut out = Vec::with_capacity(mine.len() + theirs.len());
+    let (mut a, mut b) = (mine.iter().peekable(), theirs.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) => {
+                let (ix, iy) = (x >> INDEX_SHIFT, y >> INDEX_SHIFT);
+                if ix < iy {
+                    out.push(x);
+                    a.next();
+                } else if iy < ix {
+                    out.push(y);
+                    b.next();
+                } else {
+                    out.push(add_count(x, y & COUNT_MASK));
+                    a.next();
+                    b.next();
+                }
+            }
+            (Some(&&x), None) => {
+                out.push(x);
+                a.next();
+            }
+            (None, Some(&&y)) => {
+                out.push(y);
+                b.next();
+            }
+            (None, None) => break,
+        }
+    }
+    out.shrink_to_fit();
+    *mine = out;
+}
+
+/// Merges two ascending slices into one ascending `Vec`.
+fn merge_sorted(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+        if x <= y {
+            out.push(x);
+            a.next();
+        } else {
+            out.push(y);
+            b.next();
+        }
+    }
+    out.extend(a);
+    out.extend(b);
+    out
+}
+
+/// Bucket index of a magnitude: itself below [`LINEAR_LIMIT`] (256), then
+/// 128 linear sub-buckets per power of two. Continuous and monotonic; the
+/// largest magnitude (2^63, from `i64::MIN`) has index 7296.
+fn bucket_index(mag: u64) -> u64 {
+    if mag < LINEAR_LIMIT {
+        return mag;
+    }
+    let exp = 63 - mag.leading_zeros(); // mag in [2^exp, 2^(exp+1)), exp >= 8
+    let shift = exp - SUB_BITS; // bucket width 2^shift
+    u64::from(shift) * (1 << SUB_BITS) + (mag >> shift)
+}
+
+/// Representative magnitude of a bucket: the midpoint `lo + width/2`, within
+/// width/2 ≤ lo/256 of every magnitude in the bucket. May exceed `i64` for
+/// the top bucket, hence `i128` (callers clamp to [min, max]).
+fn representative(index: u64) -> i128 {
+    if index < LINEAR_LIMIT {
+        return i128::from(index);
+    }
+    let shift = index / (1 << SUB_BITS) - 1;
+    let mantissa = index % (1 << SUB_BITS) + (1 << SUB_BITS);
+    (i128::from(mantissa) << shift) + (1_i128 << (shift - 1))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Exact nearest-rank quantile of a sorted slice.
+    fn exact_quantile(sorted: &[i64], q: f64) -> i64 {
+        let n = sorted.len() as f64;
+        let rank = ((q * n - q * n * 4.0 * f64::EPSILON).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    /// Deterministic splitmix64 for test data.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        /// Log-uniform over [1 µs, 10 s] in ns, about 5 % negated.
+        fn latency(&mut self) -> i64 {
+            let (lo, hi) = (1e3_f64.ln(), 1e10_f64.ln());
+            let v = (lo + self.unit() * (hi - lo)).exp().round() as i64;
+            if self.next().is_multiple_of(20) {
+                -v
+            } else {
+                v
+            }
+        }
+    }
+
+    #[test]
+    fn ns_to_ms_rounds_half_up_to_microseconds() {
+        assert_eq!(ns_to_ms(1_234_500), 1.235);
+        assert_eq!(ns_to_ms(1_234_499), 1.234);
+        assert_eq!(ns_to_ms(350_000), 0.35);
+        assert_eq!(ns_to_ms(15_000_000), 15.0);
+        assert_eq!(ns_to_ms(-1_500), -0.001);
+        assert_eq!(ns_to_ms(-1_501), -0.002);
+        assert_eq!(ns_to_ms(-499), 0.0);
+        assert_eq!(ns_to_ms(0), 0.0);
+        assert_eq!(ns_to_ms(62_500_000_000), 62500.0);
+        // Extremes do not overflow.
+        assert_eq!(ns_to_ms(i64::MAX), 9_223_372_036_854.776);
+        assert_eq!(ns_to_ms(i64::MIN), -9_223_372_036_854.775);
+        assert_eq!(
+            serde_json::to_string(&ns_to_ms(1_234_500)).unwrap(),
+            "1.235"
+        );
+    }
+
+    #[test]
+    fn spec_example_block() {
+        let values = [
+            350_000,
+            1_234_500,
+            2_500_000,
+            7_000_000,
+            12_500_000,
+            1_200_000_000,
+            62_500_000_000,
+        ];
+        // Record in a shuffled order: the result must not depend on it.
+        let h: Histogram = [
+            62_500_000_000,
+            350_000,
+            7_000_000,
+            1_234_500,
+            12_500_000,
+            2_500_000,
+            1_200_000_000,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(h, values.into_iter().collect::<Histogram>());
+        assert_eq!(h.count(), 7);
+        assert_eq!(h.sum(), 63_723_584_500);
+        assert_eq!(h.mean_ns(), Some(9_103_369_214)); // 63_723_584_500 / 7 = 9_103_369_214.28…
+        assert_eq!(h.min(), Some(350_000));
+        assert_eq!(h.max(), Some(62_500_000_000));
+        assert_eq!(h.quantile(0.5), Some(7_000_000)); // rank ⌈3.5⌉ = 4
+        assert_eq!(h.quantile(0.0), Some(350_000));
+        assert_eq!(h.quantile(0.3), Some(2_500_000)); // rank ⌈2.1⌉ = 3
+        assert_eq!(h.quantile(0.8), Some(1_200_000_000)); // rank ⌈5.6⌉ = 6
+        let block = h.block().unwrap();
+        assert_eq!(
+            block,
+            Block {
+                count: 7,
+                mean: 9103.369,
+                p50: 7.0,
+                p90: 62500.0,
+                p95: 62500.0,
+                p99: 62500.0,
+                max: 62500.0,
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&block).unwrap(),
+            r#"{"count":7,"mean":9103.369,"p50":7.0,"p90":62500.0,"p95":62500.0,"p99":62500.0,"max":62500.0}"#
+        );
+    }
+
+    #[test]
+    fn two_values_block() {
+        let h: Histogram = [10_000_000, 6_000_000].into_iter().collect();
+        let b = h.block().unwrap();
+        assert_eq!(
+            (b.count, b.mean, b.p50, b.p90, b.p95, b.p99, b.max),
+            (2, 8.0, 6.0, 10.0, 10.0, 10.0, 10.0)
+        );
+    }
+
+    #[test]
+    fn negative_values() {
+        let h: Histogram = [4_000_000, -1_500, 0, -3_000_000, 2_000_000]
+            .into_iter()
+            .collect();
+        assert_eq!(h.min(), Some(-3_000_000));
+        assert_eq!(h.max(), Some(4_000_000));
+        assert_eq!(h.sum(), 2_998_500);
+        assert_eq!(h.mean_ns(), Some(599_700));
+        assert_eq!(h.quantile(0.2), Some(-3_000_000)); // rank 1
+        assert_eq!(h.quantile(0.4), Some(-1_500)); // rank 2
+        assert_eq!(h.quantile(0.5), Some(0)); // rank ⌈2.5⌉ = 3
+        let b = h.block().unwrap();
+        assert_eq!(
+            (b.count, b.mean, b.p50, b.p90, b.p99, b.max),
+            (5, 0.6, 0.0, 4.0, 4.0, 4.0)
+        );
+        // All negative: max is the least negative.
+        let h: Histogram = [-1_000_000, -2_000_000].into_iter().collect();
+        let b = h.block().unwrap();
+        assert_eq!((b.mean, b.p50, b.p90, b.max), (-1.5, -2.0, -1.0, -1.0));
+        // Mean rounds halves away from zero: -3 / 2 = -1.5 → -2, 3 / 2 → 2.
+        assert_eq!(
+            [-1, -2].into_iter().collect::<Histogram>().mean_ns(),
+            Some(-2)
+        );
+        assert_eq!([1, 2].into_iter().collect::<Histogram>().mean_ns(), Some(2));
+        assert_eq!(
+            [1, 1, 2].into_iter().collect::<Histogram>().mean_ns(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn empty_histogram() {
+        let h = Histogram::new();
+        assert_eq!(h, Histogram::default());
+        assert_eq!(h.count(), 0);
+        assert_eq!(h.sum(), 0);
+        assert_eq!(h.min(), None);
+        assert_eq!(h.max(), None);
+        assert_eq!(h.mean_ns(), None);
+        assert_eq!(h.quantile(0.5), None);
+        assert_eq!(h.block(), None);
+        assert_eq!(h.heap_bytes(), 0);
+        let mut g: Histogram = [5].into_iter().collect();
+        g.merge(&h);
+        assert_eq!(g, [5].into_iter().collect::<Histogram>());
+        let mut e = Histogram::new();
+        e.merge(&g);
+        assert_eq!(e, g);
+        assert_eq!(g.quantile(f64::NAN), None);
+        assert_eq!(g.quantile(-1.0), Some(5));
+        assert_eq!(g.quantile(2.0), Some(5));
+    }
+
+    #[test]
+    fn float_rank_matches_integer_percent_rank() {
+        for n in 1..=3000u64 {
+            for k in 0..=100u64 {
+                let want = (n * k).div_ceil(100).max(1);
+                let x = (k as f64 / 100.0) * n as f64;
+                let got = (x - x * 4.0 * f64::EPSILON).ceil() as u64;
+                assert_eq!(got.max(1), want, "n={n} k={k}");
+            }
+        }
+        // 0.07 * 100 is 7.000000000000001 in f64; the rank is still 7.
+        let h: Histogram = (1..=100).collect();
+        assert_eq!(h.quantile(0.07), Some(7));
+        assert_eq!(h.quantile(0.29), Some(29));
+    }
+
+    #[test]
+    fn bucket_representative_within_0_39_percent() {
+        let mut rng = Rng(7);
+        let mut mags: Vec<u64> = (0..5000).map(|_| rng.next() >> (rng.next() % 64)).collect();
+        for e in 0..64 {
+            let p = 1u64 << e;
+            mags.extend([p - 1, p, p + 1]);
+        }
+        mags.extend([u64::MAX, 1 << 63, i64::MAX as u64]);
+        for mag in mags {
+            let index = bucket_index(mag);
+            let rep = representative(index);
+            assert!(
+                (rep - i128::from(mag)).abs() * 256 <= i128::from(mag),
+                "mag {mag}"
+            );
+            assert!(index < 1 << (64 - INDEX_SHIFT));
+        }
+        // Exact below 256, boundaries continuous and monotonic.
+        assert_eq!(bucket_index(255), 255);
+        assert_eq!(bucket_index(256), 256);
+        assert_eq!(bucket_index(257), 256);
+        assert_eq!(bucket_index(258), 257);
+        assert_eq!(bucket_index(511), 383);
+        assert_eq!(bucket_index(512), 384);
+        assert_eq!(representative(256), 257);
+        assert_eq!(bucket_index(1 << 63), 7296);
+        // Continuous: consecutive magnitudes never skip an index.
+        for mag in 0..100_000u64 {
+            let (a, b) = (bucket_index(mag), bucket_index(mag + 1));
+            assert!(b == a || b == a + 1, "gap at {mag}");
+        }
+        // Monotonic across every power of two up to the top.
+        for e in 1..64 {
+            let p = 1u64 << e;
+            assert!(bucket_index(p - 1) < bucket_index(p), "2^{e}");
+        }
+    }
+
+    #[test]
+    fn threshold_switches_on_total_count() {
+        let mut rng = Rng(3);
+        let values: Vec<i64> = (0..EXACT_MAX_COUNT).map(|_| rng.latency()).collect();
+        let mut h: Histogram = values.iter().copied().collect();
+        assert!(h.is_exact());
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        for k in 0..=1000 {
+            let q = k as f64 / 1000.0;
+            assert_eq!(h.quantile(q), Some(exact_quantile(&sorted, q)), "q={q}");
+        }
+        h.record(1_000);
+        assert!(!h.is_exact());
+        assert_eq!(h.count(), EXACT_MAX_COUNT + 1);
+        // Two exact halves whose total passes the limit merge into buckets.
+        let (a, b) = values.split_at(1500);
+        let mut ha: Histogram = a.iter().copied().collect();
+        let hb: Histogram = b.iter().chain([&1_000]).copied().collect();
+        assert!(ha.is_exact() && hb.is_exact());
+        ha.merge(&hb);
+        assert!(!ha.is_exact());
+        assert_eq!(ha, h);
+    }
+
+    #[test]
+    fn large_random_set_within_0_4_percent() {
+        let mut rng = Rng(42);
+        let mut values: Vec<i64> = (0..100_000).map(|_| rng.latency()).collect();
+        values.extend([0, 0, 0, -7, 5]);
+        let h: Histogram = values.iter().copied().collect();
+        assert!(!h.is_exact());
+        values.sort_unstable();
+        assert_eq!(h.min(), values.first().copied());
+        assert_eq!(h.max(), values.last().copied());
+        assert_eq!(h.sum(), values.iter().map(|&v| i128::from(v)).sum::<i128>());
+        let mut worst = 0.0_f64;
+        for k in 0..=10_000 {
+            let q = k as f64 / 10_000.0;
+            let want = exact_quantile(&values, q);
+            let got = h.quantile(q).unwrap();
+            let err = (got - want).abs() as f64 / (want.abs().max(1)) as f64;
+            worst = worst.max(err);
+            assert!(err <= 0.004, "q={q} want {want} got {got}");
+        }
+        assert!(worst > 0.0, "bucketed quantiles should not all be exact");
+        let b = h.block().unwrap();
+        assert_eq!(b.count, 100_005);
+        assert_eq!(b.max, ns_to_ms(*values.last().unwrap()));
+        let within = |got: f64, q: f64| {
+            let want = ns_to_ms(exact_quantile(&values, q));
+            (got - want).abs() <= want.abs() * 0.004 + 0.001
+        };
+        assert!(within(b.p50, 0.5) && within(b.p90, 0.9));
+        assert!(within(b.p95, 0.95) && within(b.p99, 0.99));
+        // 23 octaves of each sign well occupied: at most 2 × 3000 buckets of
+        // 8 bytes, plus at most a quarter of slack.
+        assert!(
+            h.heap_bytes() <= 2 * 3000 * 8 * 5 / 4,
+            "{} bytes",
+            h.heap_bytes()
+        );
+    }
+
+    #[test]
+    fn concentrated_data_is_small() {
+        // 1 million values between 2 and 20 ms plus a few 30 s timeouts.
+        let mut rng = Rng(9);
+        let mut h = Histogram::new();
+        for i in 0..1_000_000 {
+            let v = if i % 10_000 == 0 {
+                30_000_000_000
+            } else {
+                2_000_000 + (rng.next() % 18_000_000) as i64
+            };
+            h.record(v);
+        }
+        assert!(h.heap_bytes() <= 5 * 1024, "{} bytes", h.heap_bytes());
+        assert_eq!(h.max(), Some(30_000_000_000));
+        assert_eq!(h.quantile(1.0), Some(30_000_000_000));
+    }
+
+    #[test]
+    fn negative_bucket_mode() {
+        let mut rng = Rng(5);
+        let mut values: Vec<i64> = (0..5000).map(|_| -(rng.latency().abs())).collect();
+        let h: Histogram = values.iter().copied().collect();
+        values.sort_unstable();
+        for k in 0..=100 {
+            let q = k as f64 / 100.0;
+            let (want, got) = (exact_quantile(&values, q), h.quantile(q).unwrap());
+            assert!(
+                (got - want).abs() * 250 <= want.abs(),
+                "q={q} want {want} got {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let mut h: Histogram = [i64::MIN, i64::MAX, i64::MIN, 0].into_iter().collect();
+        assert_eq!(h.sum(), 2 * i128::from(i64::MIN) + i128::from(i64::MAX));
+        assert_eq!(h.quantile(0.5), Some(i64::MIN));
+        assert!(h.block().is_some());
+        h.extend((0..EXACT_MAX_COUNT as i64).map(|i| {
+            if i % 2 == 0 {
+                i64::MIN + i
+            } else {
+                i64::MAX - i
+            }
+        }));
+        assert!(!h.is_exact());
+        for k in 0..=100 {
+            assert!(h.quantile(k as f64 / 100.0).is_some());
+        }
+        assert_eq!(h.quantile(0.0), Some(i64::MIN));
+        assert_eq!(h.quantile(1.0), Some(i64::MAX));
+        let b = h.block().unwrap();
+        assert_eq!(b.max, ns_to_ms(i64::MAX));
+        // (2^63 - 1) + (2^63 - 2) = 2^64 - 3; / 2 = 2^63 - 1.5 → away from zero.
+        let h: Histogram = [i64::MAX, i64::MAX - 1].into_iter().collect();
+        assert_eq!(h.mean_ns(), Some(i64::MAX));
+        let h: Histogram = [i64::MIN, i64::MIN + 1].into_iter().collect();
+        assert_eq!(h.mean_ns(), Some(i64::MIN));
+    }
+
+    /// `len` values from `seed` that exercise both signs, zero, the linear
+    /// range and wide spreads (generated here rather than element by element
+    /// by proptest, which is ten times slower in debug builds).
+    fn mixed(seed: u64, len: usize) -> Vec<i64> {
+        let mut rng = Rng(seed);
+        (0..len)
+            .map(|_| match rng.next() % 8 {
+                0 => -((rng.next() % 10_000_000) as i64),
+                1 => (rng.next() % 600) as i64 - 300,
+                2 => rng.next() as i64,
+                _ => rng.latency(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn merge_equals_histogram_of_concatenation(
+            seed in any::<u64>(),
+            len in 0usize..4500,
+            cut1 in 0.0f64..1.0,
+            cut2 in 0.0f64..1.0,
+            order in 0usize..6,
+        ) {
+            let values = mixed(seed, len);
+            let (c1, c2) = {
+                let (a, b) = ((cut1 * values.len() as f64) as usize, (cut2 * values.len() as f64) as usize);
+                (a.min(b), a.max(b))
+            };
+            let parts = [&values[..c1], &values[c1..c2], &values[c2..]];
+            let hs: Vec<Histogram> = parts.iter().map(|p| p.iter().copied().collect()).collect();
+            let whole: Histogram = values.iter().copied().collect();
+
+            // merge(h(a), h(b)) == h(a ++ b), left to right.
+            let mut ab = hs[0].clone();
+            ab.merge(&hs[1]);
+            let two: Histogram = values[..c2].iter().copied().collect();
+            prop_assert_eq!(&ab, &two);
+            prop_assert_eq!(ab.block(), two.block());
+
+            // Any merge order and grouping of the three parts.
+            let perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+            let [i, j, k] = perms[order];
+            let mut left = hs[i].clone();
+            left.merge(&hs[j]);
+            left.merge(&hs[k]);
+            let mut right = hs[j].clone();
+            right.merge(&hs[k]);
+            let mut grouped = hs[i].clone();
+            grouped.merge(&right);
+            prop_assert_eq!(&left, &whole);
+            prop_assert_eq!(&grouped, &whole);
+            prop_assert_eq!(left.block(), whole.block());
+            prop_assert_eq!(grouped.block(), whole.block());
+            prop_assert_eq!(whole.is_exact(), values.len() as u64 <= EXACT_MAX_COUNT);
+        }
+
+        #[test]
+        fn quantiles_within_bounds(seed in any::<u64>(), len in 1usize..3000, q in 0.0f64..=1.0) {
+            let values = mixed(seed, len);
+            let h: Histogram = values.iter().copied().collect();
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let want = exact_quantile(&sorted, q);
+            let got = h.quantile(q).unwrap();
+            prop_assert!(got >= sorted[0] && got <= sorted[sorted.len() - 1]);
+            let err = (i128::from(got) - i128::from(want)).abs();
+            prop_assert!(err * 256 <= i128::from(want).abs(), "want {} got {}", want, got);
+            let b = h.block().unwrap();
+            prop_assert_eq!(b.count, values.len() as u64);
+            prop_assert!(b.p50 <= b.p90 && b.p90 <= b.p95 && b.p95 <= b.p99 && b.p99 <= b.max);
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Measure stage: assembled requests folded into mergeable statistics per
+//! service, hop and chain. Every statistic has `merge`, so the parallel fold
+//! and a sequential run share one path and give the same result.
+
+pub mod histogram;
+
+use std::collections::BTreeMap;
+
+use crate::assemble::{Assembled, Incomplete, Link};
+use crate::model::SymId;
+use histogram::Histogram;
+
+/// The `from` of the root's hop: the outside caller.
+pub const CLIENT: SymId = SymId::MAX;
+
+/// The request with the largest value; ties go to the smaller ID.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slowest(pub Option<(i64, String)>);
+
+impl Slowest {
+    /// Offers one request's value.
+    pub fn offer(&mut self, value: i64, id: &str) {
+        let better = match &self.0 {
+            None => true,
+            Some((v, i)) => value > *v || (value == *v && id < i.as_str()),
+        };
+        if better {
+            self.0 = Some((value, id.to_string()));
+        }
+    }
+
+    /// Keeps the better of the two.
+    pub fn merge(&mut self, other: &Slowest) {
+        if let Some((v, i)) = &other.0 {
+            self.offer(*v, i);
+        }
+    }
+
+    /// The winning request ID.
+    pub fn id(&self) -> Option<&str> {
+        self.0.as_ref().map(|(_, i)| i.as_str())
+    }
+}
+
+/// The earliest-starting request; ties go to the smaller ID.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Earliest(pub Option<(i64, String)>);
+
+impl Earliest {
+    /// Offers one request's start.
+    pub fn offer(&mut self, start: i64, id: &str) {
+        let better = match &self.0 {
+            None => true,
+            Some((s, i)) => start < *s || (start == *s && id < i.as_str()),
+        };
+        if better {
+            self.0 = Some((start, id.to_string()));
+        }
+    }
+
+    /// Keeps the better of the two.
+    pub fn merge(&mut self, other: &Earliest) {
+        if let Some((s, i)) = &other.0 {
+            self.offer(*s, i);
+        }
+    }
+
+    /// The winning request ID.
+    pub fn id(&self) -> Option<&str> {
+        self.0.as_ref().map(|(_, i)| i.as_str())
+    }
+}
+
+/// Figures of one service over all its visits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceStats {
+    pub visits: u64,
+    pub failed: u64,
+    pub origin_failures: u64,
+    pub exact: u64,
+    pub processing: Histogram,
+    pub self_time: Histogram,
+    pub critical: Histogram,
+}
+
+impl ServiceStats {
+    fn merge(&mut self, o: &ServiceStats) {
+        self.visits += o.visits;
+        self.failed += o.failed;
+        self.origin_failures += o.origin_failures;
+        self.exact += o.exact;
+        self.processing.merge(&o.processing);
+        self.self_time.merge(&o.self_time);
+        self.critical.merge(&o.critical);
+    }
+}
+
+/// Figures of one hop (caller → callee) over all its calls.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HopStats {
+    pub calls: u64,
+    pub failed: u64,
+    pub exact: u64,
+    pub call: Histogram,
+    pub processing: Histogram,
+    pub propagation: Histogram,
+    pub request_leg: Histogram,
+    pub response_leg: Histogram,
+    pub critical: Histogram,
+    pub slowest: Slowest,
+    pub failed_request: Earliest,
+}
+
+impl HopStats {
+    fn merge(&mut self, o: &HopStats) {
+        self.calls += o.calls;
+        self.failed += o.failed;
+        self.exact += o.exact;
+        self.call.merge(&o.call);
+        self.processing.merge(&o.processing);
+        self.propagation.merge(&o.propagation);
+        self.request_leg.merge(&o.request_leg);
+        self.response_leg.merge(&o.response_leg);
+        self.critical.merge(&o.critical);
+        self.slowest.merge(&o.slowest);
+        self.failed_request.merge(&o.failed_request);
+    }
+}
+
+/// Figures of one chain shape over its requests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChainStats {
+    pub requests: u64,
+    pub failed: u64,
+    pub latency: Histogram,
+    pub slowest: Slowest,
+    pub failed_request: Earliest,
+}
+
+impl ChainStats {
+    fn merge(&mut self, o: &ChainStats) {
+        self.requests += o.requests;
+        self.failed += o.failed;
+        self.latency.merge(&o.latency);
+        self.slowest.merge(&o.slowest);
+        self.failed_request.merge(&o.failed_request);
+    }
+}
+
+/// Request counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestStats {
+    pub total: u64,
+    pub complete: u64,
+    pub incomplete: u64,
+    pub failed: u64,
+    pub root_failed: u64,
+    /// Extra pieces made by `--max-gap`.
+    pub split: u64,
+    /// Per reason, in [`Incomplete::ALL`] order.
+    pub reasons: [u64; 5],
+    pub latency: Histogram,
+    /// Requests whose root lasted over an hour.
+    pub over_an_hour: u64,
+    /// Requests that touched only one logged service.
+    pub single_service: u64,
+}
+
+/// Everything the report needs from the requests, mergeable.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub requests: RequestStats,
+    pub services: BTreeMap<SymId, ServiceStats>,
+    pub hops: BTreeMap<(SymId, SymId), HopStats>,
+    pub chains: BTreeMap<String, ChainStats>,
+    /// Calls whose legs were corrected or whose callee was moved.
+    pub adjusted_hops: u64,
+    /// Calls with a negative leg after correction.
+    pub negative_legs: u64,
+    /// Calls whose hop is estimated.
+    pub estimated_hops: u64,
+    /// Per service: requests it took part in (for the ID-field warning).
+    pub requests_per_service: BTreeMap<SymId, u64>,
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+impl Stats {
+    /// Folds one request in. Incomplete requests count only in `requests`
+    /// unless `include_incomplete`.
+    pub fn add(&mut self, a: &Assembled, include_incomplete: bool) {
+        let r = &mut self.requests;
+        r.total += 1;
+        r.failed += u64::from(a.failed);
+        r.root_failed += u64::from(a.root_failed);
+        match a.incomplete {
+            None => r.complete += 1,
+            Some(reason) => {
+                r.incomplete += 1;
+                if let Some(x) = Incomplete::ALL
+                    .iter()
+                    .position(|&k| k == reason)
+                    .and_then(|i| r.reasons.get_mut(i))
+                {
+                    *x += 1;
+                }
+            }
+        }
+        if a.incomplete.is_some() && !include_incomplete {
+            return;
+        }
+        if a.visits.is_empty() {
+            return;
+        }
+        r.latency.record(a.latency);
+        if a.latency > HOUR_NS {
+            r.over_an_hour += 1;
+        }
+        let mut logged: Vec<SymId> = a
+            .visits
+            .iter()
+            .filter(|v| !v.virtual_)
+            .map(|v| v.service)
+            .collect();
+        logged.sort_unstable();
+        logged.dedup();
+        if logged.len() == 1 {
+            r.single_service += 1;
+        }
+        for s in logged {
+            *self.requests_per_service.entry(s).or_insert(0) += 1;
+        }
+        let chain = self.chains.entry(a.chain.clone()).or_default();
+        chain.requests += 1;
+        chain.latency.record(a.latency);
+        chain.slowest.offer(a.latency, &a.id);
+        if a.failed {
+            chain.failed += 1;
+            chain.failed_request.offer(a.start, &a.id);
+        }
+        for v in &a.visits {
+            let s = self.services.entry(v.service).or_default();
+            s.visits += 1;
+            s.failed += u64::from(v.failed);
+            s.origin_failures += u64::from(v.origin);
+            s.exact += u64::from(v.exact);
+            if let Some(p) = v.processing {
+                s.processing.record(p);
+            }
+            if let Some(t) = v.self_time {
+                s.self_time.record(t);
+            }
+            s.critical.record(v.critical);
+
+            let from = v
+                .parent
+                .and_then(|p| a.visits.get(p))
+                .map_or(CLIENT, |p| p.service);
+            let h = self.hops.entry((from, v.service)).or_default();
+            h.calls += 1;
+            h.failed += u64::from(v.hop_failed);
+            h.exact += u64::from(v.hop_exact);
+            if !v.hop_exact {
+                self.estimated_hops += 1;
+            }
+            if let Some(p) = v.processing {
+                h.processing.record(p);
+            }
+            if let Some(c) = v.call {
+                h.call.record(c);
+            }
+            if let Some(x) = v.request_leg {
+                h.request_leg.record(x);
+            }
+            if let Some(x) = v.response_leg {
+                h.response_leg.record(x);
+            }
+            if let Some(x) = v.propagation {
+                h.propagation.record(x);
+            }
+            if v.link != Link::Root {
+                h.critical.record(v.critical_propagation);
+            }
+            if let Some(main) = v.processing.or(v.call) {
+                h.slowest.offer(main, &a.id);
+            }
+            if v.hop_failed {
+                h.failed_request.offer(a.start, &a.id);
+            }
+            if v.adjusted {
+                self.adjusted_hops += 1;
+            }
+            if v.request_leg.is_some_and(|x| x < 0) || v.response_leg.is_some_and(|x| x < 0) {
+                self.negative_legs += 1;
+            }
+        }
+        for u in &a.unclaimed {
+            let from = a.visits.get(u.caller).map_or(CLIENT, |p| p.service);
+            let h = self.hops.entry((from, u.target)).or_default();
+            h.calls += 1;
+            h.failed += u64::from(u.failed);
+            h.exact += u64::from(u.exact);
+            if !u.exact {
+                self.estimated_hops += 1;
+            }
+            if let Some(c) = u.call {
+                h.call.record(c);
+                if h.processing.count() == 0 {
+                    h.slowest.offer(c, &a.id);
+                }
+            }
+            h.critical.record(u.critical);
+            if u.failed {
+                h.failed_request.offer(a.start, &a.id);
+            }
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: Stats) {
+        let r = &mut self.requests;
+        let o = &other.requests;
+        r.total += o.total;
+        r.complete += o.complete;
+        r.incomplete += o.incomplete;
+        r.failed += o.failed;
+        r.root_failed += o.root_failed;
+        r.split += o.split;
+        for (a, b) in r.reasons.iter_mut().zip(o.reasons) {
+            *a += b;
+        }
+        r.latency.merge(&o.latency);
+        r.over_an_hour += o.over_an_hour;
+        r.single_service += o.single_service;
+        for (k, v) in &other.services {
+            self.services.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in &other.hops {
+            self.hops.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in other.chains {
+            match self.chains.get_mut(&k) {
+                Some(c) => c.merge(&v),
+                None => {
+                    self.chains.insert(k, v);
+                }
+            }
+        }
+        self.adjusted_hops += other.adjusted_hops;
+        self.negative_legs += other.negative_legs;
+        self.estimated_hops += other.estimated_hops;
+        for (k, v) in other.requests_per_service {
+            *self.requests_per_service.entry(k).or_insert(0) += v;
+        }
+    }
+}
