@@ -18,7 +18,7 @@ use crate::measure::Stats;
 use crate::model::{Interner, Record};
 use crate::parse::detect::{self, LineFormat};
 use crate::parse::fields::Schema;
-use crate::parse::{self, FileContext, LineRules, ParseStats};
+use crate::parse::{self, FileContext, LineRules};
 use crate::report::{self, InputFacts, Report};
 
 /// The stack each worker thread gets: request trees are walked recursively.

@@ -46,12 +46,12 @@ fn server_role(r: &Record<'_>) -> Option<Server> {
 fn call_role(r: &Record<'_>, u: &Universe) -> Option<CallEvent> {
     let target = *u.peer_target.get(r.peer? as usize)?;
     match (r.kind, r.duration) {
-        (Some(Kind::ClientSend), Some(d)) => Some(CallEvent::Complete(target, r.ts, r.ts + d)),
+        (Some(Kind::ClientSend), Some(d)) => Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d))),
         (Some(Kind::ClientSend), None) => Some(CallEvent::Send(target)),
-        (Some(Kind::ClientRecv), Some(d)) => Some(CallEvent::Complete(target, r.ts - d, r.ts)),
+        (Some(Kind::ClientRecv), Some(d)) => Some(CallEvent::Complete(target, r.ts.saturating_sub(d), r.ts)),
         (Some(Kind::ClientRecv), None) => Some(CallEvent::Recv(target)),
-        (None, Some(d)) if r.anchored_start => Some(CallEvent::Complete(target, r.ts, r.ts + d)),
-        (None, Some(d)) => Some(CallEvent::Complete(target, r.ts - d, r.ts)),
+        (None, Some(d)) if r.anchored_start => Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d))),
+        (None, Some(d)) => Some(CallEvent::Complete(target, r.ts.saturating_sub(d), r.ts)),
         _ => None,
     }
 }
@@ -111,12 +111,12 @@ impl Visit {
         let ss = self.ss.and_then(|i| recs.get(i));
         let lo = match (sr, ss) {
             (Some(r), _) => r.ts,
-            (None, Some(s)) => s.duration.map_or(i64::MIN, |d| s.ts - d),
+            (None, Some(s)) => s.duration.map_or(i64::MIN, |d| s.ts.saturating_sub(d)),
             _ => i64::MIN,
         };
         let hi = match (ss, sr) {
             (Some(s), _) => s.ts,
-            (None, Some(r)) => r.duration.map_or(i64::MAX, |d| r.ts + d),
+            (None, Some(r)) => r.duration.map_or(i64::MAX, |d| r.ts.saturating_add(d)),
             _ => i64::MAX,
         };
         (lo, hi)
@@ -137,11 +137,11 @@ struct Call {
 /// Picks, for a time `ts`, the innermost interval containing it, else the
 /// nearest (ties to the earlier); returns the index in `intervals`.
 fn containing_or_nearest(intervals: &[(i64, i64)], ts: i64) -> Option<usize> {
-    let mut best: Option<(usize, (u8, i128, i128, i64))> = None;
+    let mut best: Option<(usize, (u8, i128, i128, i128))> = None;
     for (i, &(lo, hi)) in intervals.iter().enumerate() {
         let key = if lo <= ts && ts <= hi {
             // Innermost: shortest, then latest start.
-            (0u8, i128::from(hi) - i128::from(lo), 0i128, -lo)
+            (0u8, i128::from(hi) - i128::from(lo), 0i128, -i128::from(lo))
         } else {
             let dist = if ts < lo {
                 i128::from(lo) - i128::from(ts)
@@ -336,7 +336,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     (v.start, v.start_exact) = match (sr, ss) {
         (Some(r), _) => (r.ts, true),
         (None, Some(s)) => match s.duration {
-            Some(d) => (s.ts - d, true),
+            Some(d) => (s.ts.saturating_sub(d), true),
             None => (first_ts, false),
         },
         _ => (first_ts, false),
@@ -344,7 +344,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     (v.end, v.end_exact) = match (ss, sr) {
         (Some(s), _) => (s.ts, true),
         (None, Some(r)) => match r.duration {
-            Some(d) => (v.start + d, true),
+            Some(d) => (v.start.saturating_add(d), true),
             None => (last_ts.max(v.start), false),
         },
         _ => (last_ts.max(v.start), false),

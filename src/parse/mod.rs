@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use memchr::memchr;
-use serde::Serialize;
 
 use crate::model::{Interner, Kind, Record};
 use detect::LineFormat;

@@ -1,0 +1,321 @@
+//! Parse stage: the `logfmt` line format (`key=value key2="quoted value"`).
+//!
+//! A byte-level scanner with no allocation on the happy path: keys are runs
+//! of bytes other than whitespace, `=` and `"`; a value is either a
+//! double-quoted string (JSON-style backslash escapes, decoded only when the
+//! value is offered) or a run of non-whitespace bytes. Bare words (and bare
+//! quoted strings) are ignored. Keys are flat: `trace.id=x` matches the name
+//! `trace.id`.
+
+use std::borrow::Cow;
+
+use super::fields::{Collector, Fields, LineError, Offered, Schema, ValueKind};
+use super::fields::{strip_line, unescape};
+
+/// Parses one line as logfmt and returns the value of every role.
+///
+/// The line may end in `\r`. Errors: [`LineError::Parse`] when the line has
+/// no `key=value` pair, starts with `{` (JSON is never logfmt), or has an
+/// unterminated quoted value; [`LineError::InvalidUtf8`] when a value that
+/// wins a role is not valid UTF-8. Every value has [`ValueKind::String`];
+/// `key=` and `key=""` count as absent.
+pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, LineError> {
+    let b = strip_line(line);
+    let mut c = Collector::new(schema);
+    let mut i = skip_ws(b, 0);
+    if b.get(i) == Some(&b'{') {
+        return Err(LineError::Parse);
+    }
+    let mut pairs = 0usize;
+    while let Some(&ch) = b.get(i) {
+        if ch == b'"' {
+            // A bare quoted word: skip it (unterminated: the rest).
+            i = match scan_quoted(b, i) {
+                Some((_, end, _)) => skip_word(b, end + 1),
+                None => b.len(),
+            };
+            i = skip_ws(b, i);
+            continue;
+        }
+        let key_start = i;
+        while b
+            .get(i)
+            .is_some_and(|&ch| !is_ws(ch) && ch != b'=' && ch != b'"')
+        {
+            i += 1;
+        }
+        if i == key_start || b.get(i) != Some(&b'=') {
+            // A bare word (or `=x`, or `a"b`): ignored.
+            i = skip_ws(b, skip_word(b, i));
+            continue;
+        }
+        let key = b.get(key_start..i).unwrap_or(&[]);
+        i += 1;
+        pairs += 1;
+        let node = schema
+            .lookup(0, key)
+            .filter(|(_, node)| c.wants(node))
+            .map(|(_, node)| node);
+        if b.get(i) == Some(&b'"') {
+            let (start, end, escaped) = scan_quoted(b, i).ok_or(LineError::Parse)?;
+            if let Some(node) = node {
+                let raw = b.get(start..end).unwrap_or(&[]);
+                let value = if escaped {
+                    match unescape(raw) {
+                        Some(s) => Offered::Text(Cow::Owned(s), ValueKind::String),
+                        None => Offered::InvalidUtf8,
+                    }
+                } else {
+                    Offered::from_bytes(raw, ValueKind::String)
+                };
+                c.offer_node(node, |name| name == key, value);
+            }
+            // Anything glued to the closing quote is ignored.
+            i = skip_word(b, end + 1);
+        } else {
+            let start = i;
+            i = skip_word(b, i);
+            if let Some(node) = node {
+                let raw = b.get(start..i).unwrap_or(&[]);
+                c.offer_node(
+                    node,
+                    |name| name == key,
+                    Offered::from_bytes(raw, ValueKind::String),
+                );
+            }
+        }
+        i = skip_ws(b, i);
+    }
+    if pairs == 0 {
+        return Err(LineError::Parse);
+    }
+    c.try_finish()
+}
+
+/// Whether `line` has at least one `key=value` pair and is not JSON-like
+/// (structure only, whatever its fields).
+pub fn is_logfmt(line: &[u8]) -> bool {
+    !matches!(
+        parse_logfmt(line, &super::json::EMPTY_SCHEMA),
+        Err(LineError::Parse)
+    )
+}
+
+#[inline]
+fn is_ws(ch: u8) -> bool {
+    ch.is_ascii_whitespace()
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|&ch| is_ws(ch)) {
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+fn skip_word(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|&ch| !is_ws(ch)) {
+        i += 1;
+    }
+    i
+}
+
+/// Scans the quoted string opening at `i`: (contents start, closing quote
+/// index, has escapes), or `None` when it is not terminated.
+#[inline]
+fn scan_quoted(b: &[u8], i: usize) -> Option<(usize, usize, bool)> {
+    let start = i + 1;
+    let mut j = start;
+    let mut escaped = false;
+    loop {
+        match b.get(j)? {
+            b'"' => return Some((start, j, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::fields::Role;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn get(line: &str, role: Role) -> Option<String> {
+        let s = Schema::default();
+        parse_logfmt(line.as_bytes(), &s)
+            .unwrap()
+            .get(role)
+            .map(|v| v.text.to_string())
+    }
+
+    #[test]
+    fn example_16_lines() {
+        let s = Schema::new(&[(Role::Duration, vec!["duration".into(), "durationUs".into()])]);
+        let f = parse_logfmt(
+            b"ts=2024-05-01T10:00:04.000Z req_id=r5 svc=camel-suffix status=200 durationUs=2500",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(f.get(Role::Ts).unwrap().text, "2024-05-01T10:00:04.000Z");
+        assert_eq!(f.get(Role::RequestId).unwrap().text, "r5");
+        assert_eq!(f.get(Role::RequestId).unwrap().name_index, 2);
+        assert_eq!(f.get(Role::Service).unwrap().text, "camel-suffix");
+        assert_eq!(f.get(Role::Status).unwrap().text, "200");
+        let d = f.get(Role::Duration).unwrap();
+        assert_eq!(
+            (d.text.as_ref(), d.name_index, d.kind),
+            ("2500", 1, ValueKind::String)
+        );
+        assert_eq!(s.names(Role::Duration)[d.name_index], "durationUs");
+        let f = parse_logfmt(
+            "ts=2024-05-01T10:00:03.000Z req_id=r3 svc=micro-in-value status=200 duration=350µs\r"
+                .as_bytes(),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(f.get(Role::Duration).unwrap().text, "350µs");
+        assert_eq!(f.get(Role::Duration).unwrap().name_index, 0);
+    }
+
+    #[test]
+    fn quoted_values_bare_words_and_empty_values() {
+        let line = r#"INFO handled request_id= trace_id="" req_id="a \"q\" b\\c" msg="hello world" "bare quoted" svc=orders ts=1"#;
+        assert_eq!(get(line, Role::RequestId).as_deref(), Some(r#"a "q" b\c"#));
+        assert_eq!(get(line, Role::Service).as_deref(), Some("orders"));
+        assert_eq!(get(line, Role::Ts).as_deref(), Some("1"));
+        assert_eq!(get("svc=\"  \" app=x", Role::Service).as_deref(), Some("x"));
+        assert_eq!(
+            get("url=http://a/?b=c&d=e peer=db", Role::Peer).as_deref(),
+            Some("db")
+        );
+        assert_eq!(get("peer=a=b", Role::Peer).as_deref(), Some("a=b"));
+        assert_eq!(
+            get("peer=\"x\"junk svc=s", Role::Peer).as_deref(),
+            Some("x")
+        );
+        assert_eq!(get("\tpeer=p\r", Role::Peer).as_deref(), Some("p"));
+        assert_eq!(get("trace.id=t", Role::RequestId).as_deref(), Some("t"));
+        assert_eq!(
+            get("Request_ID=r1 request_id=r2 REQUEST_ID=r3", Role::RequestId).as_deref(),
+            Some("r2")
+        );
+        assert_eq!(
+            get("reqid=a request_id=b", Role::RequestId).as_deref(),
+            Some("b")
+        );
+        let s = Schema::default();
+        let f = parse_logfmt(br#"request_id="plain" x=1"#, &s).unwrap();
+        assert!(matches!(
+            f.get(Role::RequestId).unwrap().text,
+            Cow::Borrowed("plain")
+        ));
+    }
+
+    #[test]
+    fn what_is_not_logfmt() {
+        let s = Schema::default();
+        for bad in [
+            "",
+            "   ",
+            "just some words",
+            "=x",
+            r#"{"a":"b=c"}"#,
+            " {a=b}",
+            "k=\"unterminated",
+            "\"only quoted\"",
+        ] {
+            assert_eq!(
+                parse_logfmt(bad.as_bytes(), &s),
+                Err(LineError::Parse),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_logfmt(b"words then k=", &s).is_ok());
+        assert!(is_logfmt(b"a=b"));
+        assert!(!is_logfmt(br#"{"a":"b=c"}"#));
+    }
+
+    #[test]
+    fn invalid_utf8_only_in_needed_fields() {
+        let s = Schema::default();
+        assert_eq!(
+            parse_logfmt(b"request_id=a\xff ts=1", &s),
+            Err(LineError::InvalidUtf8)
+        );
+        assert_eq!(
+            parse_logfmt(b"request_id=\"a\\\"\xff\" ts=1", &s),
+            Err(LineError::InvalidUtf8)
+        );
+        let f = parse_logfmt(b"msg=\xff\xfe request_id=r k\xff=v \xff", &s).unwrap();
+        assert_eq!(f.get(Role::RequestId).unwrap().text, "r");
+    }
+
+    fn quote(v: &str) -> String {
+        if !v.is_empty()
+            && !v
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\\')
+        {
+            return v.to_string();
+        }
+        let mut out = String::from("\"");
+        for ch in v.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn logfmt_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let s = Schema::default();
+            let _ = parse_logfmt(&bytes, &s);
+        }
+
+        #[test]
+        fn logfmt_like_never_panics(text in "[a-z_= \"\\\\\t{]{0,60}") {
+            let s = Schema::default();
+            let _ = parse_logfmt(text.as_bytes(), &s);
+        }
+
+        #[test]
+        fn logfmt_round_trips(
+            values in prop::collection::vec("[ a-zA-Z0-9=\"\\\\\té\u{1F600}-]{0,10}", 11),
+            noise in "[a-z ]{0,10}",
+        ) {
+            // One distinct key per role (its first default name), values as
+            // generated, formatted the way logfmt writers quote them.
+            let s = Schema::default();
+            let mut line = noise.clone();
+            for (role, v) in Role::ALL.iter().zip(&values) {
+                line.push(' ');
+                line.push_str(role.default_names()[0]);
+                line.push('=');
+                line.push_str(&quote(v));
+            }
+            let f = parse_logfmt(line.as_bytes(), &s).unwrap();
+            for (role, v) in Role::ALL.iter().zip(&values) {
+                let want = if v.trim().is_empty() { None } else { Some(v.clone()) };
+                prop_assert_eq!(f.get(*role).map(|x| x.text.to_string()), want, "{}", line);
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: every test runs the real `hopscope`
+//! executable and checks what a user would see.
+
+mod examples;
+mod testdata;
+mod util;
