@@ -142,7 +142,9 @@ fn line_rules(cfg: &Config) -> LineRules {
 
 /// The 1-based line number of byte `offset` in `data`.
 fn line_number(data: &[u8], offset: u64) -> u64 {
-    let end = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+    let end = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
     memchr::memchr_iter(b'\n', data.get(..end).unwrap_or_default()).count() as u64 + 1
 }
 
@@ -159,10 +161,11 @@ pub fn normalize_peer(peer: &str) -> String {
     if let Some(i) = p.rfind('@') {
         p = p.get(i + 1..).unwrap_or_default().to_string();
     }
-    if let Some(i) = p.rfind(':') {
-        if p.get(i + 1..).is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit())) {
-            p.truncate(i);
-        }
+    if let Some(i) = p.rfind(':')
+        && p.get(i + 1..)
+            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+    {
+        p.truncate(i);
     }
     for suffix in [".svc.cluster.local", ".svc"] {
         if let Some(stripped) = p.strip_suffix(suffix) {
@@ -217,7 +220,10 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
                 format: formats.get(*i).copied().flatten(),
             };
             let data = src.get(range.clone()).unwrap_or_default();
-            (*i, parse::parse_chunk(data, range.start as u64, &ctx, &rules))
+            (
+                *i,
+                parse::parse_chunk(data, range.start as u64, &ctx, &rules),
+            )
         })
         .collect();
     let mut facts = inputs.facts.clone();
@@ -234,24 +240,29 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
         if let Some(n) = per_file_lines.get_mut(*i) {
             *n += c.stats.lines - c.stats.blank;
         }
-        let svc: Vec<u32> = c.services.names().iter().map(|n| services.intern(n)).collect();
+        let svc: Vec<u32> = c
+            .services
+            .names()
+            .iter()
+            .map(|n| services.intern(n))
+            .collect();
         let peer: Vec<u32> = c.peers.names().iter().map(|n| peers.intern(n)).collect();
         remaps.push((svc, peer));
     }
-    if cfg.strict {
-        if let Some((file, offset, reason)) = facts.parse.first_skip {
-            let f = inputs.files.iter().find(|f| f.id == file);
-            let data = inputs
-                .sources
-                .get(file as usize)
-                .and_then(|s| s.as_deref())
-                .unwrap_or_default();
-            return Err(Error::Strict {
-                path: f.map_or(String::new(), |f| f.display.clone()),
-                line: line_number(data, offset),
-                reason: reason.name().to_string(),
-            });
-        }
+    if cfg.strict
+        && let Some((file, offset, reason)) = facts.parse.first_skip
+    {
+        let f = inputs.files.iter().find(|f| f.id == file);
+        let data = inputs
+            .sources
+            .get(file as usize)
+            .and_then(|s| s.as_deref())
+            .unwrap_or_default();
+        return Err(Error::Strict {
+            path: f.map_or(String::new(), |f| f.display.clone()),
+            line: line_number(data, offset),
+            reason: reason.name().to_string(),
+        });
     }
     for (i, f) in inputs.files.iter().enumerate() {
         let lines = per_file_lines.get(i).copied().unwrap_or(0);

@@ -319,9 +319,7 @@ pub fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     let first = args.get(1).and_then(|a| a.to_str()).map(str::to_string);
     let keep = match first.as_deref() {
         None => false,
-        Some(a) => {
-            SUBCOMMANDS.contains(&a) || matches!(a, "-h" | "--help" | "-V" | "--version")
-        }
+        Some(a) => SUBCOMMANDS.contains(&a) || matches!(a, "-h" | "--help" | "-V" | "--version"),
     };
     if !keep {
         args.insert(1.min(args.len()), "report".into());
@@ -463,7 +461,10 @@ impl InputArgs {
             threads: self.threads,
             follow: self.follow,
             mmap,
-            chunk_size: self.chunk_size.unwrap_or(crate::input::DEFAULT_CHUNK).max(1),
+            chunk_size: self
+                .chunk_size
+                .unwrap_or(crate::input::DEFAULT_CHUNK)
+                .max(1),
             quiet: self.quiet,
             color,
         })
@@ -502,10 +503,10 @@ fn parse_size(s: &str) -> Option<usize> {
 /// Parses a `--since`/`--until` value: RFC 3339, or a duration before the
 /// newest record.
 fn parse_time_bound(s: &str) -> Result<TimeBound, String> {
-    if let Ok(ns) = time::parse_timestamp(s, &TzSpec::Utc, None) {
-        if s.contains('-') || s.contains(':') {
-            return Ok(TimeBound::At(ns));
-        }
+    if let Ok(ns) = time::parse_timestamp(s, &TzSpec::Utc, None)
+        && (s.contains('-') || s.contains(':'))
+    {
+        return Ok(TimeBound::At(ns));
     }
     time::parse_cli_duration(s)
         .map(TimeBound::BeforeNewest)

@@ -23,10 +23,9 @@ fn main() -> ExitCode {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     let result = match cli.command {
-        Command::Report(args) => args
-            .input
-            .to_config()
-            .and_then(|cfg| hopscope::app::run_report(&cfg, &args.report_options(), &mut out, &mut err)),
+        Command::Report(args) => args.input.to_config().and_then(|cfg| {
+            hopscope::app::run_report(&cfg, &args.report_options(), &mut out, &mut err)
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(code),

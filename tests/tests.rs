@@ -1,6 +1,8 @@
 //! The one integration-test binary: every test runs the real `hopscope`
 //! executable and checks what a user would see.
 
+mod cli;
+mod equivalence;
 mod examples;
 mod testdata;
 mod util;

@@ -50,7 +50,10 @@ pub struct SkewSamples {
 impl SkewSamples {
     /// Adds one sample of 2θ.
     pub fn add(&mut self, from: SymId, to: SymId, twice_theta: i64) {
-        self.by_pair.entry((from, to)).or_default().push(twice_theta);
+        self.by_pair
+            .entry((from, to))
+            .or_default()
+            .push(twice_theta);
     }
 
     /// Adds all of `other`.

@@ -46,11 +46,17 @@ fn server_role(r: &Record<'_>) -> Option<Server> {
 fn call_role(r: &Record<'_>, u: &Universe) -> Option<CallEvent> {
     let target = *u.peer_target.get(r.peer? as usize)?;
     match (r.kind, r.duration) {
-        (Some(Kind::ClientSend), Some(d)) => Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d))),
+        (Some(Kind::ClientSend), Some(d)) => {
+            Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d)))
+        }
         (Some(Kind::ClientSend), None) => Some(CallEvent::Send(target)),
-        (Some(Kind::ClientRecv), Some(d)) => Some(CallEvent::Complete(target, r.ts.saturating_sub(d), r.ts)),
+        (Some(Kind::ClientRecv), Some(d)) => {
+            Some(CallEvent::Complete(target, r.ts.saturating_sub(d), r.ts))
+        }
         (Some(Kind::ClientRecv), None) => Some(CallEvent::Recv(target)),
-        (None, Some(d)) if r.anchored_start => Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d))),
+        (None, Some(d)) if r.anchored_start => {
+            Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d)))
+        }
         (None, Some(d)) => Some(CallEvent::Complete(target, r.ts.saturating_sub(d), r.ts)),
         _ => None,
     }
@@ -122,6 +128,12 @@ impl Visit {
         (lo, hi)
     }
 }
+
+/// A client_send waiting for its client_recv: (ts, failed, (file, offset)).
+type PendingSend = (i64, bool, (u32, u64));
+
+/// Orders parent candidates: the first is chosen.
+type ParentRank = (std::cmp::Reverse<i64>, i64, u32, (u32, u64));
 
 #[derive(Clone, Debug)]
 struct Call {
@@ -309,8 +321,16 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
             let first = v.recs.first().and_then(|&i| recs.get(i)).map(|r| r.ts);
             let last = v.recs.last().and_then(|&i| recs.get(i)).map(|r| r.ts);
             (
-                if lo == i64::MIN { first.unwrap_or(lo) } else { lo },
-                if hi == i64::MAX { last.unwrap_or(hi) } else { hi },
+                if lo == i64::MIN {
+                    first.unwrap_or(lo)
+                } else {
+                    lo
+                },
+                if hi == i64::MAX {
+                    last.unwrap_or(hi)
+                } else {
+                    hi
+                },
             )
         })
         .collect();
@@ -329,7 +349,11 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
 /// Fills in timing, failure and ordering facts from the visit's records.
 fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     v.recs.sort_unstable();
-    let first_ts = v.recs.first().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
+    let first_ts = v
+        .recs
+        .first()
+        .and_then(|&i| recs.get(i))
+        .map_or(0, |r| r.ts);
     let last_ts = v.recs.last().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
     let sr = v.sr.and_then(|i| recs.get(i));
     let ss = v.ss.and_then(|i| recs.get(i));
@@ -364,14 +388,17 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
 
 /// Pairs the client events of one visit per peer into calls.
 fn visit_calls(vi: usize, v: &Visit, recs: &[Record<'_>], u: &Universe, calls: &mut Vec<Call>) {
-    let mut pending: BTreeMap<SymId, VecDeque<(i64, bool, (u32, u64))>> = BTreeMap::new();
+    let mut pending: BTreeMap<SymId, VecDeque<PendingSend>> = BTreeMap::new();
     let mut out: Vec<Call> = Vec::new();
     for &i in &v.recs {
         let Some(r) = recs.get(i) else { continue };
         let Some(ev) = call_role(r, u) else { continue };
         let key = (r.file, r.offset);
         match ev {
-            CallEvent::Send(t) => pending.entry(t).or_default().push_back((r.ts, r.failed, key)),
+            CallEvent::Send(t) => pending
+                .entry(t)
+                .or_default()
+                .push_back((r.ts, r.failed, key)),
             CallEvent::Recv(t) => {
                 let open = pending.get_mut(&t).and_then(VecDeque::pop_front);
                 out.push(match open {
@@ -544,19 +571,21 @@ fn link_parents(
             carrier.entry(s.as_str()).or_insert(vi);
         }
     }
-    let carrier: HashMap<String, usize> =
-        carrier.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let carrier: HashMap<String, usize> = carrier
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     for vi in 0..logged {
         let Some(ps) = visits.get(vi).and_then(|v| v.parent_span.clone()) else {
             continue;
         };
-        if let Some(&p) = carrier.get(&ps) {
-            if p != vi && !is_descendant(visits, p, vi) {
-                if let Some(v) = visits.get_mut(vi) {
-                    v.parent = Some(p);
-                    v.link = Link::Span;
-                }
-            }
+        if let Some(&p) = carrier.get(&ps)
+            && p != vi
+            && !is_descendant(visits, p, vi)
+            && let Some(v) = visits.get_mut(vi)
+        {
+            v.parent = Some(p);
+            v.link = Link::Span;
         }
     }
     // 2. Callee visits in start order take the latest unmatched call to them.
@@ -617,7 +646,7 @@ fn link_parents(
             continue;
         }
         let (vstart, vend) = (v.start, v.end);
-        let mut best: Option<(usize, (std::cmp::Reverse<i64>, i64, u32, (u32, u64)))> = None;
+        let mut best: Option<(usize, ParentRank)> = None;
         for (pi, p) in visits.iter().enumerate().take(logged) {
             if pi == vi || !(p.start <= vstart && vstart <= p.end) {
                 continue;
@@ -769,7 +798,7 @@ fn chain_of(
         0 => {}
         1 => {
             s.push('>');
-            s.push_str(&kids.first().map(|k| k.1.as_str()).unwrap_or(""));
+            s.push_str(kids.first().map(|k| k.1.as_str()).unwrap_or(""));
         }
         _ => {
             s.push_str(">{");
@@ -871,11 +900,7 @@ fn figures(
             queue.push_back(c);
         }
     }
-    let cstart: Vec<i64> = visits
-        .iter()
-        .zip(&off)
-        .map(|(v, o)| v.start - o)
-        .collect();
+    let cstart: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.start - o).collect();
     let cend: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.end - o).collect();
     let rec_ts = |v: &Visit, o: i64| -> Vec<i64> {
         v.recs
@@ -947,16 +972,15 @@ fn figures(
                         f.response_leg = Some(cr - e);
                         f.propagation = Some((s - cs) + (cr - e));
                         f.hop_exact = v.exact();
-                        if v.exact() {
-                            if let (Some(rcs), Some(rcr)) =
+                        if v.exact()
+                            && let (Some(rcs), Some(rcr)) =
                                 (c.and_then(|c| c.cs), c.and_then(|c| c.cr))
-                            {
-                                skew_samples.push((
-                                    pv.service,
-                                    v.service,
-                                    (v.start - rcs) - (rcr - v.end),
-                                ));
-                            }
+                        {
+                            skew_samples.push((
+                                pv.service,
+                                v.service,
+                                (v.start - rcs) - (rcr - v.end),
+                            ));
                         }
                         if let Some(x) = items.get_mut(p) {
                             x.push(Item {
@@ -1057,10 +1081,10 @@ fn figures(
             .map(|(a, b)| (a - o, b - o))
             .collect();
         for &c in children.get(vi).into_iter().flatten() {
-            if let Some(cv) = visits.get(c) {
-                if matches!(cv.link, Link::Span | Link::Contains) {
-                    iv.push((get(&cstart, c), get(&cend, c)));
-                }
+            if let Some(cv) = visits.get(c)
+                && matches!(cv.link, Link::Span | Link::Contains)
+            {
+                iv.push((get(&cstart, c), get(&cend, c)));
             }
         }
         let clipped: Vec<(i64, i64)> = iv
@@ -1112,9 +1136,7 @@ fn figures(
             };
             v.ss.is_none()
                 && sr.duration.is_none()
-                && !recs
-                    .iter()
-                    .any(|r| r.service == v.service && r.ts > sr.ts)
+                && !recs.iter().any(|r| r.service == v.service && r.ts > sr.ts)
         });
         if open {
             incomplete = Some(Incomplete::OpenVisit);
@@ -1163,7 +1185,14 @@ fn figures(
     });
     // Visits in corrected-start order; parents re-indexed.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| (get(&cstart, i), depth.get(i).copied().unwrap_or(0), figs.get(i).map(|f| f.first_record), i));
+    order.sort_by_key(|&i| {
+        (
+            get(&cstart, i),
+            depth.get(i).copied().unwrap_or(0),
+            figs.get(i).map(|f| f.first_record),
+            i,
+        )
+    });
     let mut new_index = vec![0usize; n];
     for (new, &old) in order.iter().enumerate() {
         if let Some(x) = new_index.get_mut(old) {

@@ -915,10 +915,19 @@ mod tests {
         assert!(!has_less(w, 0x20));
         assert!(has_less(u64::from_le_bytes(*b"abcdefg\t"), 0x20));
         assert!(!has_less(u64::from_le_bytes(*b"\xff\xfe\x80abcde"), 0x20));
-        assert!(has_byte(u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x22"), b'"'));
-        assert!(!has_byte(u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x21"), b'"'));
+        assert!(has_byte(
+            u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x22"),
+            b'"'
+        ));
+        assert!(!has_byte(
+            u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x21"),
+            b'"'
+        ));
         assert_eq!(word_at(b"0123456", 0), None);
-        assert_eq!(word_at(b"01234567", 0), Some(u64::from_le_bytes(*b"01234567")));
+        assert_eq!(
+            word_at(b"01234567", 0),
+            Some(u64::from_le_bytes(*b"01234567"))
+        );
         assert_eq!(word_at(b"01234567", usize::MAX), None);
         assert_eq!(ci_hash(3, b"Request_ID"), ci_hash(3, b"request_id"));
         assert_ne!(ci_hash(3, b"request_id"), ci_hash(0, b"request_id"));

@@ -231,8 +231,7 @@ pub fn parse_chunk<'a>(
         }
         let parsed = match ctx.format {
             None => {
-                out.stats
-                    .skip(ctx.file, offset, SkipReason::UnknownFormat);
+                out.stats.skip(ctx.file, offset, SkipReason::UnknownFormat);
                 continue;
             }
             Some(LineFormat::Json) => json::parse_json(line, &rules.schema),
@@ -380,16 +379,24 @@ pub fn is_failure(fields: &Fields<'_>, fail_status: u32) -> bool {
     if let Some(level) = fields.get(Role::Level) {
         let t = level.text.trim();
         const BAD: [&str; 10] = [
-            "error", "err", "fatal", "critical", "crit", "panic", "alert", "emerg", "severe",
+            "error",
+            "err",
+            "fatal",
+            "critical",
+            "crit",
+            "panic",
+            "alert",
+            "emerg",
+            "severe",
             "emergency",
         ];
         if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
             return true;
         }
-        if let Ok(n) = t.parse::<f64>() {
-            if n >= 50.0 {
-                return true;
-            }
+        if let Ok(n) = t.parse::<f64>()
+            && n >= 50.0
+        {
+            return true;
         }
     }
     if let Some(status) = fields.get(Role::Status) {
@@ -449,7 +456,18 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        for p in ["-", "NULL", "None", "nil", "N/A", "unknown", "undefined", "0", "0000", "0x00"] {
+        for p in [
+            "-",
+            "NULL",
+            "None",
+            "nil",
+            "N/A",
+            "unknown",
+            "undefined",
+            "0",
+            "0000",
+            "0x00",
+        ] {
             assert!(is_placeholder_id(p), "{p}");
         }
         for p in ["r1", "42", "0a", "x"] {
@@ -523,7 +541,12 @@ mod tests {
         let got: Vec<(usize, &[u8])> = lines(b"a\r\nbb\n\nc").collect();
         assert_eq!(
             got,
-            vec![(0, &b"a"[..]), (3, &b"bb"[..]), (6, &b""[..]), (7, &b"c"[..])]
+            vec![
+                (0, &b"a"[..]),
+                (3, &b"bb"[..]),
+                (6, &b""[..]),
+                (7, &b"c"[..])
+            ]
         );
     }
 }

@@ -53,7 +53,7 @@ fn q(b: &Option<Block>, f: fn(&Block) -> f64) -> String {
 fn pct(r: Option<f64>) -> String {
     match r {
         None => "-".to_string(),
-        Some(x) if x == 0.0 => "0%".to_string(),
+        Some(x) if x <= 0.0 => "0%".to_string(),
         Some(x) if x * 100.0 < 0.1 => "<0.1%".to_string(),
         Some(x) => format!("{:.1}%", x * 100.0),
     }
@@ -67,7 +67,7 @@ fn new_table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers.iter().map(|h| Cell::new(h)));
+        .set_header(headers.iter().map(Cell::new));
     t
 }
 
@@ -90,7 +90,8 @@ fn sort_services(rows: &mut [&ServiceRow], key: SortKey) {
                 SortKey::Failures => r.failed as f64,
             }
         };
-        k(b).total_cmp(&k(a)).then_with(|| a.service.cmp(&b.service))
+        k(b).total_cmp(&k(a))
+            .then_with(|| a.service.cmp(&b.service))
     });
 }
 
@@ -167,7 +168,10 @@ pub fn write_table(
     sort_hops(&mut rows, sort);
     for h in rows.iter().take(top) {
         let (p50, p99) = if h.processing_ms.is_some() {
-            (q(&h.processing_ms, |b| b.p50), q(&h.processing_ms, |b| b.p99))
+            (
+                q(&h.processing_ms, |b| b.p50),
+                q(&h.processing_ms, |b| b.p99),
+            )
         } else {
             (
                 q(&h.call_ms, |b| b.p50) + " call",
@@ -250,7 +254,11 @@ pub fn write_table(
 
 fn more(out: &mut dyn Write, len: usize, top: usize) -> std::io::Result<()> {
     if len > top {
-        writeln!(out, "… {} more rows (--top N shows more; -o json has all)", len - top)?;
+        writeln!(
+            out,
+            "… {} more rows (--top N shows more; -o json has all)",
+            len - top
+        )?;
     }
     Ok(())
 }

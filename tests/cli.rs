@@ -1,0 +1,326 @@
+//! The binary as a user meets it: exit codes, error lines, stdin, compressed
+//! files, output formats (SPEC §3, §6).
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::util::{hopscope, run};
+
+const R1: &str = "ts=2024-05-01T10:00:00.000Z req_id=r1 svc=api event=sr\n\
+                  ts=2024-05-01T10:00:00.004Z req_id=r1 svc=api event=ss\n";
+
+fn write(dir: &std::path::Path, name: &str, body: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn default_command_is_report() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    let p = d.path().to_str().unwrap();
+    let a = run(&[p, "-o", "json"]);
+    let b = run(&["report", p, "-o", "json"]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(a.stdout, b.stdout);
+    let v = json(&a);
+    assert_eq!(v["schema"], "hopscope.report/v1");
+    assert_eq!(v["requests"]["total"], 1);
+    assert_eq!(v["services"][0]["service"], "api");
+    assert_eq!(v["services"][0]["processing_ms"]["max"], 4.0);
+}
+
+#[test]
+fn missing_path_is_no_input_exit_2() {
+    let out = run(&["/nonexistent/hopscope-test-dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/hopscope-test-dir"), "{err}");
+    assert!(err.contains("no input files"), "{err}");
+}
+
+#[test]
+fn empty_directory_is_no_input_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let out = run(&[d.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no input files"));
+}
+
+#[test]
+fn unreadable_file_is_named_and_exits_3() {
+    let d = tempfile::tempdir().unwrap();
+    let good = write(d.path(), "api.log", R1.as_bytes());
+    let missing = d.path().join("gone.log");
+    let out = run(&[
+        good.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gone.log"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line per file: {err}");
+    assert_eq!(json(&out)["requests"]["total"], 1);
+}
+
+#[test]
+fn usage_errors_exit_2_without_backtrace() {
+    for args in [
+        &["--no-such-flag"][..],
+        &["x", "--threads", "0"],
+        &["x", "--tz", "Mars/Olympus"],
+        &["x", "--skew-threshold", "fast"],
+        &["x", "-o", "yaml"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn strict_names_file_line_and_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let body = format!("{R1}ts=2024-05-01T10:00:01Z svc=api event=sr\n");
+    write(d.path(), "api.log", body.as_bytes());
+    let lax = run(&[d.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(lax.status.code(), Some(0));
+    assert_eq!(json(&lax)["input"]["skipped"]["no_request_id"], 1);
+    let out = run(&[d.path().to_str().unwrap(), "--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api.log:3: no_request_id"), "{err}");
+}
+
+#[test]
+fn reads_stdin_when_piped() {
+    let mut child = hopscope()
+        .args(["-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(R1.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["requests"]["total"], 1);
+    assert_eq!(v["input"]["lines"], 2);
+}
+
+#[test]
+fn stdin_without_service_field_is_named_stdin() {
+    let mut child = hopscope()
+        .args(["-", "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"ts\":\"2024-05-01T10:00:00Z\",\"trace_id\":\"t1\",\"duration\":3}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v = json(&out);
+    assert_eq!(v["services"][0]["service"], "stdin");
+    assert_eq!(v["services"][0]["processing_ms"]["p50"], 3.0);
+}
+
+#[test]
+fn gzip_and_zstd_files_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(R1.as_bytes()).unwrap();
+    let gz_bytes = gz.finish().unwrap();
+    write(d.path(), "api/api.log.1.gz", &gz_bytes);
+    let r2 = R1
+        .replace("r1", "r2")
+        .replace("10:00:00.004", "10:00:00.009");
+    let zst = zstd::encode_all(r2.as_bytes(), 3).unwrap();
+    write(d.path(), "api/api.log.2.zst", &zst);
+    let out = run(&[d.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["input"]["files"], 2);
+    assert_eq!(v["input"]["bytes"], (gz_bytes.len() + zst.len()) as u64);
+    assert_eq!(v["requests"]["total"], 2);
+    assert_eq!(v["services"][0]["service"], "api");
+    assert_eq!(v["services"][0]["processing_ms"]["max"], 9.0);
+}
+
+#[test]
+fn binary_files_are_counted_and_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    write(d.path(), "core.bin", b"\x7fELF\0\0\0binary");
+    let v = json(&run(&[d.path().to_str().unwrap(), "-o", "json"]));
+    assert_eq!(v["input"]["binary_files"], 1);
+    assert_eq!(v["input"]["lines"], 2);
+}
+
+#[test]
+fn file_without_records_warns_and_exits_0() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    write(d.path(), "notes.log", b"just some text\nwith no ids\n");
+    let out = run(&[d.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["input"]["skipped"]["unknown_format"], 2);
+    let codes: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"no_records"), "{codes:?}");
+}
+
+#[test]
+fn csv_tables() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    let p = d.path().to_str().unwrap();
+    let out = run(&[p, "-o", "csv"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header
+            .starts_with("from,to,virtual,calls,failed,failure_rate,exact_fraction,call_ms.count,")
+    );
+    assert!(header.contains("processing_ms.p50"));
+    let row = lines.next().unwrap();
+    // (client) → api: no call block (7 empty cells), processing 4.0.
+    assert!(
+        row.starts_with("(client),api,false,1,0,0.0,1.0,,,,,,,,1,4.0,4.0,"),
+        "{row}"
+    );
+    let out = run(&[p, "-o", "csv", "--table", "services"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("api,false,1,0,0.0,0,1.0,1,4.0")
+    );
+}
+
+#[test]
+fn table_output_has_every_section() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    let out = run(&[d.path().to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("1 requests: 1 complete, 0 incomplete"),
+        "{text}"
+    );
+    for section in [
+        "Services",
+        "Hops",
+        "Chains",
+        "Input: 1 files, 2 lines, 2 records",
+    ] {
+        assert!(text.contains(section), "{section} missing in:\n{text}");
+    }
+    assert!(text.contains("(client) → api"));
+}
+
+#[test]
+fn since_and_until_select_requests_by_root_start() {
+    let d = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{R1}ts=2024-05-01T11:00:00.000Z req_id=r2 svc=api event=sr\n\
+         ts=2024-05-01T11:00:00.010Z req_id=r2 svc=api event=ss\n"
+    );
+    write(d.path(), "api.log", body.as_bytes());
+    let p = d.path().to_str().unwrap();
+    let v = json(&run(&[p, "-o", "json", "--since", "2024-05-01T10:30:00Z"]));
+    assert_eq!(v["requests"]["total"], 1);
+    assert_eq!(v["requests"]["latency_ms"]["max"], 10.0);
+    let v = json(&run(&[p, "-o", "json", "--until", "2024-05-01T10:30:00Z"]));
+    assert_eq!(v["requests"]["latency_ms"]["max"], 4.0);
+    // Relative to the newest record (11:00:00.010): the last 30 minutes.
+    let v = json(&run(&[p, "-o", "json", "--since", "30m"]));
+    assert_eq!(v["requests"]["total"], 1);
+    assert_eq!(v["options"]["since"], "30m");
+}
+
+#[test]
+fn max_gap_splits_a_reused_id() {
+    let d = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{R1}ts=2024-05-01T12:00:00.000Z req_id=r1 svc=api event=sr\n\
+         ts=2024-05-01T12:00:00.010Z req_id=r1 svc=api event=ss\n"
+    );
+    write(d.path(), "api.log", body.as_bytes());
+    let p = d.path().to_str().unwrap();
+    let whole = json(&run(&[p, "-o", "json"]));
+    assert_eq!(whole["requests"]["total"], 1);
+    assert_eq!(whole["requests"]["split"], 0);
+    let v = json(&run(&[p, "-o", "json", "--max-gap", "1m"]));
+    assert_eq!(v["requests"]["total"], 2);
+    assert_eq!(v["requests"]["split"], 1);
+    assert_eq!(v["services"][0]["visits"], 2);
+}
+
+#[test]
+fn broken_pipe_exits_0() {
+    let d = tempfile::tempdir().unwrap();
+    let mut body = String::new();
+    for i in 0..3000 {
+        body.push_str(&format!(
+            "ts=2024-05-01T10:00:00.000Z req_id=r{i} svc=api{} duration=1\n",
+            i % 500
+        ));
+    }
+    write(d.path(), "api.log", body.as_bytes());
+    let mut child = hopscope()
+        .args([d.path().to_str().unwrap(), "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
