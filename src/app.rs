@@ -280,7 +280,7 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
             records.push(r);
         }
     }
-    let universe = resolve_universe(cfg, services, &peers);
+    let universe = resolve_universe(&cfg.peer_aliases, services, &peers);
     records.par_sort_unstable_by(|a, b| {
         (a.req.as_ref(), a.ts, a.file, a.offset).cmp(&(b.req.as_ref(), b.ts, b.file, b.offset))
     });
@@ -292,8 +292,12 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
 }
 
 /// Decides what each peer names: a logged service (after normalisation and
-/// aliases) or a virtual one.
-fn resolve_universe(cfg: &Config, services: Interner, peers: &Interner) -> Universe {
+/// aliases, keyed by lower-cased FROM) or a virtual one.
+pub fn resolve_universe(
+    aliases: &std::collections::BTreeMap<String, String>,
+    services: Interner,
+    peers: &Interner,
+) -> Universe {
     let mut names: Vec<String> = services.names().to_vec();
     let mut virtual_ = vec![false; names.len()];
     let mut by_lower: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
@@ -305,10 +309,9 @@ fn resolve_universe(cfg: &Config, services: Interner, peers: &Interner) -> Unive
     for raw in peers.names() {
         let lower = raw.trim().to_lowercase();
         let norm = normalize_peer(raw);
-        let aliased = cfg
-            .peer_aliases
+        let aliased = aliases
             .get(&lower)
-            .or_else(|| cfg.peer_aliases.get(&norm))
+            .or_else(|| aliases.get(&norm))
             .map(|t| t.to_lowercase())
             .unwrap_or_else(|| norm.clone());
         let target = match by_lower.get(&aliased) {
@@ -325,7 +328,6 @@ fn resolve_universe(cfg: &Config, services: Interner, peers: &Interner) -> Unive
         services: names,
         virtual_,
         peer_target,
-        file_count: 0,
     }
 }
 

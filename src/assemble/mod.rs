@@ -9,9 +9,7 @@
 pub mod skew;
 mod tree;
 
-use std::collections::HashMap;
-
-use crate::model::{Kind, Record, SymId};
+use crate::model::{Record, SymId};
 
 pub use skew::{Offsets, SkewPair};
 
@@ -62,8 +60,6 @@ pub struct Universe {
     pub virtual_: Vec<bool>,
     /// Per raw peer id: the service it names.
     pub peer_target: Vec<SymId>,
-    /// Per file id: the file's rank in sorted path order (= its id).
-    pub file_count: usize,
 }
 
 impl Universe {
@@ -251,13 +247,5 @@ pub fn request_ranges(records: &[Record<'_>]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Counts each event kind once per record, for quick tests.
-pub fn kind_counts(records: &[Record<'_>]) -> HashMap<Kind, usize> {
-    let mut m = HashMap::new();
-    for r in records {
-        if let Some(k) = r.kind {
-            *m.entry(k).or_insert(0) += 1;
-        }
-    }
-    m
-}
+#[cfg(test)]
+mod tests;
