@@ -39,9 +39,9 @@ impl Diagnostics {
 }
 
 /// The records of a run and everything needed to interpret them.
-pub struct Loaded<'a> {
+pub struct Loaded {
     /// Every record, sorted by (request, ts, file, offset).
-    pub records: Vec<Record<'a>>,
+    pub records: Vec<Record>,
     /// Services and virtual services.
     pub universe: Universe,
     /// Input counters for the report.
@@ -180,7 +180,7 @@ pub fn normalize_peer(peer: &str) -> String {
 }
 
 /// Parses every file in parallel and interns services and peers.
-pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
+pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let rules = line_rules(cfg);
     // Format per file, decided once from its first non-blank lines.
     let formats: Vec<Option<LineFormat>> = inputs
@@ -205,14 +205,11 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
             }
         }
     }
-    let chunks: Vec<(usize, parse::ChunkRecords<'a>)> = jobs
+    let chunks: Vec<(usize, parse::ChunkRecords)> = jobs
         .par_iter()
         .map(|(i, range)| {
-            let src: &'a [u8] = inputs
-                .sources
-                .get(*i)
-                .and_then(|s| s.as_deref())
-                .unwrap_or_default();
+            let source = inputs.sources.get(*i).and_then(Option::as_ref);
+            let src: &[u8] = source.map(|s| &s[..]).unwrap_or_default();
             let file = inputs.files.get(*i);
             let ctx = FileContext {
                 file: file.map_or(0, |f| f.id),
@@ -229,6 +226,8 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
     let mut facts = inputs.facts.clone();
     let mut services = Interner::default();
     let mut peers = Interner::default();
+    let mut ids = Interner::default();
+    let mut spans: Vec<crate::model::SpanPair> = Vec::new();
     let mut per_file_records = vec![0u64; inputs.files.len()];
     let mut per_file_lines = vec![0u64; inputs.files.len()];
     let mut remaps = Vec::with_capacity(chunks.len());
@@ -247,7 +246,17 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
             .map(|n| services.intern(n))
             .collect();
         let peer: Vec<u32> = c.peers.names().iter().map(|n| peers.intern(n)).collect();
-        remaps.push((svc, peer));
+        let id: Vec<u32> = c.ids.names().iter().map(|n| ids.intern(n)).collect();
+        let span_base = u32::try_from(spans.len()).unwrap_or(u32::MAX);
+        let remap_id =
+            |k: crate::model::IdKey| k.remap(|x| id.get(x as usize).copied().unwrap_or(x));
+        for p in &c.spans {
+            spans.push(crate::model::SpanPair {
+                span: p.span.map(remap_id),
+                parent: p.parent.map(remap_id),
+            });
+        }
+        remaps.push((svc, peer, id, span_base));
     }
     if cfg.strict
         && let Some((file, offset, reason)) = facts.parse.first_skip
@@ -271,19 +280,25 @@ pub fn load<'a>(cfg: &Config, inputs: &'a Inputs) -> Result<Loaded<'a>, Error> {
             facts.files_without_records.push(f.display.clone());
         }
     }
-    let mut records: Vec<Record<'a>> =
+    let mut records: Vec<Record> =
         Vec::with_capacity(usize::try_from(facts.parse.records).unwrap_or(0));
-    for ((_, c), (svc, peer)) in chunks.into_iter().zip(&remaps) {
+    for ((_, c), (svc, peer, id, span_base)) in chunks.into_iter().zip(&remaps) {
         for mut r in c.records {
             r.service = svc.get(r.service as usize).copied().unwrap_or(0);
-            r.peer = r.peer.and_then(|p| peer.get(p as usize).copied());
+            if let Some(p) = r.peer() {
+                r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
+            }
+            r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
+            if r.spans != Record::NO_SPANS {
+                r.spans = r.spans.saturating_add(*span_base);
+            }
             records.push(r);
         }
     }
-    let universe = resolve_universe(&cfg.peer_aliases, services, &peers);
-    records.par_sort_unstable_by(|a, b| {
-        (a.req.as_ref(), a.ts, a.file, a.offset).cmp(&(b.req.as_ref(), b.ts, b.file, b.offset))
-    });
+    let mut universe = resolve_universe(&cfg.peer_aliases, services, &peers);
+    universe.ids = ids;
+    universe.spans = spans;
+    records.par_sort_unstable_by_key(|r| (r.req, r.ts, r.loc));
     Ok(Loaded {
         records,
         universe,
@@ -328,6 +343,8 @@ pub fn resolve_universe(
         services: names,
         virtual_,
         peer_target,
+        ids: Interner::default(),
+        spans: Vec::new(),
     }
 }
 
@@ -353,7 +370,7 @@ pub struct Analysis {
 
 /// Assembles every request twice (skew, then figures) and folds the
 /// statistics.
-pub fn analyze(cfg: &Config, loaded: &Loaded<'_>) -> Analysis {
+pub fn analyze(cfg: &Config, loaded: &Loaded) -> Analysis {
     let recs = &loaded.records;
     let opts = AssembleOptions {
         skew: cfg.skew,
@@ -377,8 +394,7 @@ pub fn analyze(cfg: &Config, loaded: &Loaded<'_>) -> Analysis {
     let u = &loaded.universe;
     let assemble_piece = |p: &Piece, offsets: Option<&Offsets>| -> Assembled {
         let slice = recs.get(p.range.clone()).unwrap_or_default();
-        let id = slice.first().map_or("", |r| r.req.as_ref());
-        assemble::assemble(id, slice, u, offsets, &opts)
+        assemble::assemble(slice, u, offsets, &opts)
     };
     // Pass 1: raw times, for the skew samples and the time selection.
     let first: Vec<(bool, SkewSamples)> = pieces

@@ -2,7 +2,6 @@
 //! line), the interner that gives services and peers small integer ids, and
 //! the event kinds of SPEC §2.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Index of a service (or a raw peer text) in an [`Interner`].
@@ -80,35 +79,190 @@ impl Kind {
     }
 }
 
-/// One usable log line, kept small: borrowed IDs, interned names, integer
-/// nanoseconds, and `(file, offset)` instead of a copy of the line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record<'a> {
-    /// The request ID, trimmed (a JSON number by its literal text).
-    pub req: Cow<'a, str>,
+/// An identifier (request ID, span ID) in a compact, exact form: lowercase
+/// hex of up to 32 digits and canonical lowercase UUIDs are kept as their
+/// 128-bit value (with the length, so the text round-trips); any other text
+/// is interned and kept as its index. Two keys are equal exactly when the
+/// texts are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdKey {
+    /// 0: interned text (`lo` = index); 1..=32: hex of that many digits;
+    /// 33: UUID.
+    pub tag: u8,
+    /// High 64 bits of the value.
+    pub hi: u64,
+    /// Low 64 bits of the value, or the interned index.
+    pub lo: u64,
+}
+
+/// The tag of an interned text key.
+const TAG_TEXT: u8 = 0;
+/// The tag of a canonical UUID key.
+const TAG_UUID: u8 = 33;
+
+impl IdKey {
+    /// The compact key of `text` when it has one (lowercase hex of 1 to 32
+    /// digits, or a canonical lowercase UUID).
+    pub fn compact(text: &str) -> Option<IdKey> {
+        let b = text.as_bytes();
+        let hex = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        if (1..=32).contains(&b.len()) {
+            let mut v: u128 = 0;
+            for &c in b {
+                v = (v << 4) | u128::from(hex(c)?);
+            }
+            return Some(IdKey::from_value(b.len() as u8, v));
+        }
+        if b.len() == 36 {
+            let mut v: u128 = 0;
+            for (i, &c) in b.iter().enumerate() {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    if c != b'-' {
+                        return None;
+                    }
+                } else {
+                    v = (v << 4) | u128::from(hex(c)?);
+                }
+            }
+            return Some(IdKey::from_value(TAG_UUID, v));
+        }
+        None
+    }
+
+    fn from_value(tag: u8, v: u128) -> IdKey {
+        IdKey {
+            tag,
+            hi: (v >> 64) as u64,
+            lo: v as u64,
+        }
+    }
+
+    fn value(self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+
+    /// The key of an interned text.
+    pub fn interned(index: u32) -> IdKey {
+        IdKey {
+            tag: TAG_TEXT,
+            hi: 0,
+            lo: u64::from(index),
+        }
+    }
+
+    /// The interned index, for text keys.
+    pub fn text_index(self) -> Option<u32> {
+        (self.tag == TAG_TEXT).then(|| u32::try_from(self.lo).unwrap_or(u32::MAX))
+    }
+
+    /// The key with an interned index replaced by `f(index)`.
+    pub fn remap(self, f: impl Fn(u32) -> u32) -> IdKey {
+        match self.text_index() {
+            Some(i) => IdKey::interned(f(i)),
+            None => self,
+        }
+    }
+
+    /// The text of the key; interned texts come from `texts`.
+    pub fn text(self, texts: &Interner) -> String {
+        match self.tag {
+            TAG_TEXT => texts
+                .name(u32::try_from(self.lo).unwrap_or(u32::MAX))
+                .to_string(),
+            TAG_UUID => {
+                let h = format!("{:032x}", self.value());
+                let part = |a: usize, b: usize| h.get(a..b).unwrap_or("");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    part(0, 8),
+                    part(8, 12),
+                    part(12, 16),
+                    part(16, 20),
+                    part(20, 32)
+                )
+            }
+            n => format!("{:0width$x}", self.value(), width = usize::from(n)),
+        }
+    }
+}
+
+/// The span and parent span of one record, kept apart from the record
+/// because most logs carry none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanPair {
+    /// The span ID.
+    pub span: Option<IdKey>,
+    /// The parent span ID.
+    pub parent: Option<IdKey>,
+}
+
+/// `Record::loc` bits for the byte offset; the file index takes the rest.
+const OFFSET_BITS: u32 = 40;
+
+/// One usable log line in 64 bytes: no text, no borrow of the input, so the
+/// input's pages can be released once a chunk is parsed. The line itself is
+/// found again from `(file, offset)` when something must be shown.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Record {
+    /// The request ID.
+    pub req: IdKey,
     /// Nanoseconds since the Unix epoch, UTC, as logged (before skew).
     pub ts: i64,
-    /// Index of the input file.
-    pub file: u32,
-    /// Byte offset of the line's start in the (decompressed) file.
-    pub offset: u64,
+    /// File index (high 24 bits) and byte offset of the line (low 40 bits).
+    pub loc: u64,
+    /// Duration in ns, or [`Record::NO_DURATION`].
+    pub duration_ns: i64,
     /// The service that wrote the line.
     pub service: SymId,
-    /// The span ID, when the line carries one.
-    pub span: Option<Cow<'a, str>>,
-    /// The parent span ID, when the line carries one.
-    pub parent: Option<Cow<'a, str>>,
+    /// The raw peer text's id in the peer table, or [`Record::NO_PEER`].
+    pub peer_id: SymId,
+    /// Index in the span table, or [`Record::NO_SPANS`].
+    pub spans: u32,
     /// The event kind, when the line carries a known one.
     pub kind: Option<Kind>,
-    /// The raw peer text (interned in the peer table), for client events.
-    pub peer: Option<SymId>,
-    /// A duration in ns (a visit's or a call's, per SPEC §2).
-    pub duration: Option<i64>,
     /// The line's timestamp is its start (`start_time` or
     /// `--duration-anchor start`), so a duration runs forward from it.
     pub anchored_start: bool,
     /// Some failure field says this line failed.
     pub failed: bool,
+}
+
+impl Record {
+    /// `duration_ns` when the line has no duration.
+    pub const NO_DURATION: i64 = i64::MIN;
+    /// `peer_id` when the line has no peer.
+    pub const NO_PEER: SymId = SymId::MAX;
+    /// `spans` when the line has no span and no parent span.
+    pub const NO_SPANS: u32 = u32::MAX;
+
+    /// Packs a file index and a byte offset into `loc`.
+    pub fn pack_loc(file: u32, offset: u64) -> u64 {
+        (u64::from(file) << OFFSET_BITS) | (offset & ((1 << OFFSET_BITS) - 1))
+    }
+
+    /// The file index.
+    pub fn file(&self) -> u32 {
+        (self.loc >> OFFSET_BITS) as u32
+    }
+
+    /// The byte offset of the line's start.
+    pub fn offset(&self) -> u64 {
+        self.loc & ((1 << OFFSET_BITS) - 1)
+    }
+
+    /// The duration, if the line has one.
+    pub fn duration(&self) -> Option<i64> {
+        (self.duration_ns != Self::NO_DURATION).then_some(self.duration_ns)
+    }
+
+    /// The raw peer id, if the line has a peer.
+    pub fn peer(&self) -> Option<SymId> {
+        (self.peer_id != Self::NO_PEER).then_some(self.peer_id)
+    }
 }
 
 /// Gives strings small, stable-within-a-run integer ids.
@@ -154,5 +308,54 @@ impl Interner {
     /// All names in id order.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_keys_round_trip() {
+        let texts = Interner::default();
+        for t in [
+            "0af7651916cd43dd8448eb211c80319c",
+            "00f067aa0ba902b7",
+            "7",
+            "550e8400-e29b-41d4-a716-446655440000",
+        ] {
+            let k = IdKey::compact(t).unwrap();
+            assert_eq!(k.text(&texts), t);
+        }
+        // Same digits, different texts: different keys.
+        assert_ne!(IdKey::compact("0a"), IdKey::compact("a"));
+        assert_ne!(
+            IdKey::compact("550e8400e29b41d4a716446655440000"),
+            IdKey::compact("550e8400-e29b-41d4-a716-446655440000")
+        );
+        for t in ["AB12", "req-1", "", "0af7651916cd43dd8448eb211c80319c0"] {
+            assert_eq!(IdKey::compact(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn records_are_small_and_locs_pack() {
+        assert_eq!(std::mem::size_of::<Record>(), 64);
+        let loc = Record::pack_loc(7, 123_456_789_012);
+        let r = Record {
+            req: IdKey::default(),
+            ts: 0,
+            loc,
+            duration_ns: Record::NO_DURATION,
+            service: 0,
+            peer_id: Record::NO_PEER,
+            spans: Record::NO_SPANS,
+            kind: None,
+            anchored_start: false,
+            failed: false,
+        };
+        assert_eq!((r.file(), r.offset()), (7, 123_456_789_012));
+        assert_eq!(r.duration(), None);
+        assert_eq!(r.peer(), None);
     }
 }

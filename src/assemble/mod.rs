@@ -9,7 +9,7 @@
 pub mod skew;
 mod tree;
 
-use crate::model::{Record, SymId};
+use crate::model::{IdKey, Interner, Record, SpanPair, SymId};
 
 pub use skew::{Offsets, SkewPair};
 
@@ -60,12 +60,29 @@ pub struct Universe {
     pub virtual_: Vec<bool>,
     /// Per raw peer id: the service it names.
     pub peer_target: Vec<SymId>,
+    /// Texts of IDs without a compact form.
+    pub ids: Interner,
+    /// The span table records point into.
+    pub spans: Vec<SpanPair>,
 }
 
 impl Universe {
     /// The name of a service id.
     pub fn name(&self, id: SymId) -> &str {
         self.services.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// The text of an ID key.
+    pub fn id_text(&self, key: IdKey) -> String {
+        key.text(&self.ids)
+    }
+
+    /// The span pair of a record.
+    pub fn spans_of(&self, r: &Record) -> SpanPair {
+        self.spans
+            .get(r.spans as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// True when `id` is a virtual service.
@@ -113,7 +130,7 @@ pub struct VisitFigures {
     /// How the parent was found.
     pub link: Link,
     /// The visit's span ID, if any.
-    pub span: Option<String>,
+    pub span: Option<IdKey>,
     /// Corrected start.
     pub start: i64,
     /// Corrected end.
@@ -197,18 +214,20 @@ pub struct Assembled {
 
 /// Assembles one request from its records, sorted by (ts, file, offset).
 pub fn assemble(
-    id: &str,
-    records: &[Record<'_>],
+    records: &[Record],
     universe: &Universe,
     offsets: Option<&Offsets>,
     opts: &AssembleOptions,
 ) -> Assembled {
-    tree::build(id, records, universe, offsets, opts)
+    let id = records
+        .first()
+        .map_or(String::new(), |r| universe.id_text(r.req));
+    tree::build(&id, records, universe, offsets, opts)
 }
 
 /// Splits the records of one request ID at silences longer than `max_gap`;
 /// returns the piece boundaries as ranges.
-pub fn split_at_gaps(records: &[Record<'_>], max_gap: Option<i64>) -> Vec<std::ops::Range<usize>> {
+pub fn split_at_gaps(records: &[Record], max_gap: Option<i64>) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     if let Some(gap) = max_gap {
@@ -229,7 +248,7 @@ pub fn split_at_gaps(records: &[Record<'_>], max_gap: Option<i64>) -> Vec<std::o
 }
 
 /// Group boundaries of records sorted by request ID.
-pub fn request_ranges(records: &[Record<'_>]) -> Vec<std::ops::Range<usize>> {
+pub fn request_ranges(records: &[Record]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=records.len() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::Interner;
+use crate::model::{IdKey, Interner, Record, SpanPair};
 use crate::parse::detect::LineFormat;
 use crate::parse::fields::Schema;
 use crate::parse::time::TzSpec;
@@ -54,6 +54,8 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
         .collect();
     let mut services = Interner::default();
     let mut peers = Interner::default();
+    let mut ids = Interner::default();
+    let mut spans = Vec::new();
     let mut records = Vec::new();
     for (i, t) in texts.iter().enumerate() {
         let ctx = FileContext {
@@ -63,25 +65,45 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
         };
         let c = parse_chunk(t.as_bytes(), 0, &ctx, &r);
         assert_eq!(c.stats.records, c.stats.lines, "a test line did not parse");
+        let id_map = |k: IdKey, ids: &mut Interner| match k.text_index() {
+            Some(x) => IdKey::interned(ids.intern(c.ids.name(x))),
+            None => k,
+        };
+        let base = spans.len() as u32;
+        for p in &c.spans {
+            spans.push(SpanPair {
+                span: p.span.map(|k| id_map(k, &mut ids)),
+                parent: p.parent.map(|k| id_map(k, &mut ids)),
+            });
+        }
         for mut rec in c.records {
             rec.service = services.intern(c.services.name(rec.service));
-            rec.peer = rec.peer.map(|p| peers.intern(c.peers.name(p)));
+            if let Some(p) = rec.peer() {
+                rec.peer_id = peers.intern(c.peers.name(p));
+            }
+            rec.req = id_map(rec.req, &mut ids);
+            if rec.spans != Record::NO_SPANS {
+                rec.spans += base;
+            }
             records.push(rec);
         }
     }
-    records.sort_by_key(|a| (a.ts, a.file, a.offset));
-    let u = crate::app::resolve_universe(&BTreeMap::new(), services, &peers);
+    records.sort_by_key(|a| (a.ts, a.loc));
+    let mut u = crate::app::resolve_universe(&BTreeMap::new(), services, &peers);
+    u.ids = ids;
+    u.spans = spans;
     let opts = AssembleOptions {
         skew,
         max_visits: 100,
     };
-    let first = assemble("r1", &records, &u, None, &opts);
+    let first = assemble(&records, &u, None, &opts);
     let mut samples = skew::SkewSamples::default();
     for (f, t, v) in first.skew_samples {
         samples.add(f, t, v);
     }
     let (_, offsets) = samples.resolve(skew, MS);
-    let mut a = assemble("r1", &records, &u, Some(&offsets), &opts);
+    let mut a = assemble(&records, &u, Some(&offsets), &opts);
+    assert_eq!(a.id, "r1");
     // Names instead of ids make the assertions readable.
     a.id = a
         .visits
@@ -247,7 +269,7 @@ fn inner_spans_join_the_server_span() {
         true,
     );
     assert_eq!(a.id, "orders,payments");
-    assert_eq!(visit(&a, 0).span.as_deref(), Some("s1"));
+    assert_eq!(visit(&a, 0).span, Some(IdKey::interned(0))); // "s1", interned first
     assert_eq!(visit(&a, 1).link, Link::Call(0));
     assert_eq!(visit(&a, 1).request_leg, Some(2 * MS));
     assert_eq!(visit(&a, 0).self_time, Some(9 * MS)); // 18 − (13 − 4)

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use super::{
     AssembleOptions, Assembled, Incomplete, Link, Offsets, UnclaimedCall, Universe, VisitFigures,
 };
-use crate::model::{Kind, Record, SymId};
+use crate::model::{IdKey, Kind, Record, SymId};
 
 /// Deepest tree walked recursively; deeper subtrees are charged to the
 /// visit where the walk stopped (requests that deep are `too_large` by
@@ -29,23 +29,23 @@ enum CallEvent {
     Complete(SymId, i64, i64),
 }
 
-fn server_role(r: &Record<'_>) -> Option<Server> {
+fn server_role(r: &Record) -> Option<Server> {
     match r.kind {
-        Some(Kind::ServerRecv) => Some(Server::Recv(r.duration)),
-        Some(Kind::ServerSend) => Some(Server::Send(r.duration)),
+        Some(Kind::ServerRecv) => Some(Server::Recv(r.duration())),
+        Some(Kind::ServerSend) => Some(Server::Send(r.duration())),
         Some(_) => None,
-        None if r.peer.is_none() && r.duration.is_some() => Some(if r.anchored_start {
-            Server::Recv(r.duration)
+        None if r.peer().is_none() && r.duration().is_some() => Some(if r.anchored_start {
+            Server::Recv(r.duration())
         } else {
-            Server::Send(r.duration)
+            Server::Send(r.duration())
         }),
         None => None,
     }
 }
 
-fn call_role(r: &Record<'_>, u: &Universe) -> Option<CallEvent> {
-    let target = *u.peer_target.get(r.peer? as usize)?;
-    match (r.kind, r.duration) {
+fn call_role(r: &Record, u: &Universe) -> Option<CallEvent> {
+    let target = *u.peer_target.get(r.peer()? as usize)?;
+    match (r.kind, r.duration()) {
         (Some(Kind::ClientSend), Some(d)) => {
             Some(CallEvent::Complete(target, r.ts, r.ts.saturating_add(d)))
         }
@@ -67,8 +67,8 @@ struct Visit {
     service: SymId,
     virtual_: bool,
     recs: Vec<usize>,
-    spans: Vec<String>,
-    parent_span: Option<String>,
+    spans: Vec<IdKey>,
+    parent_span: Option<IdKey>,
     sr: Option<usize>,
     ss: Option<usize>,
     start: i64,
@@ -112,17 +112,17 @@ impl Visit {
 
     /// The interval used to decide which records a visit contains, before
     /// its own timing is known.
-    fn anchor_interval(&self, recs: &[Record<'_>]) -> (i64, i64) {
+    fn anchor_interval(&self, recs: &[Record]) -> (i64, i64) {
         let sr = self.sr.and_then(|i| recs.get(i));
         let ss = self.ss.and_then(|i| recs.get(i));
         let lo = match (sr, ss) {
             (Some(r), _) => r.ts,
-            (None, Some(s)) => s.duration.map_or(i64::MIN, |d| s.ts.saturating_sub(d)),
+            (None, Some(s)) => s.duration().map_or(i64::MIN, |d| s.ts.saturating_sub(d)),
             _ => i64::MIN,
         };
         let hi = match (ss, sr) {
             (Some(s), _) => s.ts,
-            (None, Some(r)) => r.duration.map_or(i64::MAX, |d| r.ts.saturating_add(d)),
+            (None, Some(r)) => r.duration().map_or(i64::MAX, |d| r.ts.saturating_add(d)),
             _ => i64::MAX,
         };
         (lo, hi)
@@ -171,7 +171,7 @@ fn containing_or_nearest(intervals: &[(i64, i64)], ts: i64) -> Option<usize> {
 
 /// Visits of one service without span IDs: sr/ss pairing per file, then
 /// across files; other records join the innermost containing visit.
-fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit> {
+fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
     let servers: Vec<(usize, Server)> = idxs
         .iter()
         .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
@@ -185,7 +185,7 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visi
     let mut leftovers: Vec<(usize, Server)> = Vec::new();
     let mut files: Vec<u32> = servers
         .iter()
-        .filter_map(|(i, _)| recs.get(*i).map(|r| r.file))
+        .filter_map(|(i, _)| recs.get(*i).map(|r| r.file()))
         .collect();
     files.sort_unstable();
     files.dedup();
@@ -208,7 +208,7 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visi
         let mut it = servers
             .iter()
             .copied()
-            .filter(|(i, _)| recs.get(*i).is_some_and(|r| r.file == f));
+            .filter(|(i, _)| recs.get(*i).is_some_and(|r| r.file() == f));
         pair_up(&mut it, &mut pairs, &mut leftovers);
     }
     leftovers.sort_unstable_by_key(|(i, _)| *i);
@@ -246,11 +246,11 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visi
 }
 
 /// Visits of one service with span IDs (SPEC §2 Visits).
-fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit> {
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) -> Vec<Visit> {
+    let mut groups: BTreeMap<IdKey, Vec<usize>> = BTreeMap::new();
     let mut spanless = Vec::new();
     for &i in idxs {
-        match recs.get(i).and_then(|r| r.span.as_deref()) {
+        match recs.get(i).and_then(|r| u.spans_of(r).span) {
             Some(s) => groups.entry(s).or_default().push(i),
             None => spanless.push(i),
         }
@@ -259,31 +259,31 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
         g.iter()
             .any(|&i| recs.get(i).and_then(server_role).is_some())
     };
-    let parent_of = |g: &[usize]| -> Option<&str> {
+    let parent_of = |g: &[usize]| -> Option<IdKey> {
         g.iter()
-            .find_map(|&i| recs.get(i).and_then(|r| r.parent.as_deref()))
+            .find_map(|&i| recs.get(i).and_then(|r| u.spans_of(r).parent))
     };
     // Each span without server events joins the visit of its parent span
     // when that span belongs to the same service (repeatedly).
-    let names: Vec<&str> = groups.keys().copied().collect();
-    let mut owner: HashMap<&str, &str> = HashMap::new();
+    let names: Vec<IdKey> = groups.keys().copied().collect();
+    let mut owner: HashMap<IdKey, IdKey> = HashMap::new();
     for &name in &names {
         let mut cur = name;
         for _ in 0..names.len() {
-            let Some(g) = groups.get(cur) else { break };
+            let Some(g) = groups.get(&cur) else { break };
             if has_server(g) {
                 break;
             }
             match parent_of(g) {
-                Some(p) if p != cur && groups.contains_key(p) => cur = p,
+                Some(p) if p != cur && groups.contains_key(&p) => cur = p,
                 _ => break,
             }
         }
         owner.insert(name, cur);
     }
-    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<IdKey, Vec<IdKey>> = BTreeMap::new();
     for &name in &names {
-        let o = owner.get(name).copied().unwrap_or(name);
+        let o = owner.get(&name).copied().unwrap_or(name);
         by_owner.entry(o).or_default().push(name);
     }
     let mut visits = Vec::new();
@@ -293,13 +293,10 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
             if let Some(g) = groups.get(m) {
                 v.recs.extend_from_slice(g);
             }
-            v.spans.push((*m).to_string());
+            v.spans.push(*m);
         }
         v.recs.sort_unstable();
-        v.parent_span = groups
-            .get(own)
-            .and_then(|g| parent_of(g))
-            .map(str::to_string);
+        v.parent_span = groups.get(&own).and_then(|g| parent_of(g));
         for &i in &v.recs {
             match recs.get(i).and_then(server_role) {
                 Some(Server::Recv(_)) if v.sr.is_none() => v.sr = Some(i),
@@ -308,7 +305,7 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
             }
         }
         // Spans are primary in the order of their visit's first record.
-        if let Some(pos) = v.spans.iter().position(|s| s == own) {
+        if let Some(pos) = v.spans.iter().position(|s| *s == own) {
             v.spans.swap(0, pos);
         }
         visits.push(v);
@@ -347,7 +344,7 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record<'_>]) -> Vec<Visit
 }
 
 /// Fills in timing, failure and ordering facts from the visit's records.
-fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
+fn finish_visit(v: &mut Visit, recs: &[Record], u: &Universe) {
     v.recs.sort_unstable();
     let first_ts = v
         .recs
@@ -359,7 +356,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     let ss = v.ss.and_then(|i| recs.get(i));
     (v.start, v.start_exact) = match (sr, ss) {
         (Some(r), _) => (r.ts, true),
-        (None, Some(s)) => match s.duration {
+        (None, Some(s)) => match s.duration() {
             Some(d) => (s.ts.saturating_sub(d), true),
             None => (first_ts, false),
         },
@@ -367,7 +364,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     };
     (v.end, v.end_exact) = match (ss, sr) {
         (Some(s), _) => (s.ts, true),
-        (None, Some(r)) => match r.duration {
+        (None, Some(r)) => match r.duration() {
             Some(d) => (v.start.saturating_add(d), true),
             None => (last_ts.max(v.start), false),
         },
@@ -379,7 +376,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
     for &i in &v.recs {
         let Some(r) = recs.get(i) else { continue };
         v.has_events |= r.kind.is_some();
-        v.first = v.first.min((r.file, r.offset));
+        v.first = v.first.min((r.file(), r.offset()));
         if r.failed && call_role(r, u).is_none() {
             v.failed = true;
         }
@@ -387,13 +384,13 @@ fn finish_visit(v: &mut Visit, recs: &[Record<'_>], u: &Universe) {
 }
 
 /// Pairs the client events of one visit per peer into calls.
-fn visit_calls(vi: usize, v: &Visit, recs: &[Record<'_>], u: &Universe, calls: &mut Vec<Call>) {
+fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut Vec<Call>) {
     let mut pending: BTreeMap<SymId, VecDeque<PendingSend>> = BTreeMap::new();
     let mut out: Vec<Call> = Vec::new();
     for &i in &v.recs {
         let Some(r) = recs.get(i) else { continue };
         let Some(ev) = call_role(r, u) else { continue };
-        let key = (r.file, r.offset);
+        let key = (r.file(), r.offset());
         match ev {
             CallEvent::Send(t) => pending
                 .entry(t)
@@ -469,7 +466,7 @@ fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
 /// Builds the request. See the module docs.
 pub fn build(
     id: &str,
-    recs: &[Record<'_>],
+    recs: &[Record],
     u: &Universe,
     offsets: Option<&Offsets>,
     opts: &AssembleOptions,
@@ -485,9 +482,9 @@ pub fn build(
     for (svc, idxs) in &by_service {
         let with_spans = idxs
             .iter()
-            .any(|&i| recs.get(i).is_some_and(|r| r.span.is_some()));
+            .any(|&i| recs.get(i).is_some_and(|r| u.spans_of(r).span.is_some()));
         let mut vs = if with_spans {
-            span_visits(*svc, idxs, recs)
+            span_visits(*svc, idxs, recs, u)
         } else {
             plain_visits(*svc, idxs, recs)
         };
@@ -560,23 +557,19 @@ fn too_large(id: &str, start: i64, visits: &[Visit]) -> Assembled {
 fn link_parents(
     visits: &mut [Visit],
     calls: &mut [Call],
-    recs: &[Record<'_>],
+    recs: &[Record],
     offsets: &Offsets,
     logged: usize,
 ) {
     // 1. Parent spans carried by some visit.
-    let mut carrier: HashMap<&str, usize> = HashMap::new();
+    let mut carrier: HashMap<IdKey, usize> = HashMap::new();
     for (vi, v) in visits.iter().enumerate().take(logged) {
         for s in &v.spans {
-            carrier.entry(s.as_str()).or_insert(vi);
+            carrier.entry(*s).or_insert(vi);
         }
     }
-    let carrier: HashMap<String, usize> = carrier
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
     for vi in 0..logged {
-        let Some(ps) = visits.get(vi).and_then(|v| v.parent_span.clone()) else {
+        let Some(ps) = visits.get(vi).and_then(|v| v.parent_span) else {
             continue;
         };
         if let Some(&p) = carrier.get(&ps)
@@ -835,7 +828,7 @@ fn union_len(mut iv: Vec<(i64, i64)>) -> i64 {
 fn figures(
     id: &str,
     first_start: i64,
-    recs: &[Record<'_>],
+    recs: &[Record],
     u: &Universe,
     visits: &[Visit],
     calls: &[Call],
@@ -1135,7 +1128,7 @@ fn figures(
                 return false;
             };
             v.ss.is_none()
-                && sr.duration.is_none()
+                && sr.duration().is_none()
                 && !recs.iter().any(|r| r.service == v.service && r.ts > sr.ts)
         });
         if open {

@@ -49,6 +49,17 @@ impl Deref for Source {
     }
 }
 
+impl Source {
+    /// Releases the resident pages of a parsed byte range of a mapped file,
+    /// so memory follows the records kept rather than the input's size. A
+    /// heap buffer is left as it is.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        if let Source::Mmap(m) = self {
+            mmap::release(m, range);
+        }
+    }
+}
+
 /// When to memory-map plain files (`--mmap` / `--no-mmap`).
 ///
 /// The default, `Auto`, maps regular non-empty uncompressed files. `Always`

@@ -219,6 +219,8 @@ pub(crate) struct NameRef {
     pub(crate) index: u32,
     /// The name exactly as configured, for the exact-case tie-break.
     pub(crate) name: Box<[u8]>,
+    /// The first 16 bytes of `name`, not lower-cased (see [`raw_words`]).
+    raw: (u64, u64),
 }
 
 /// A lookup entry: a lower-cased key as seen inside an object reached by a
@@ -232,7 +234,6 @@ pub(crate) struct NameRef {
 pub(crate) struct Node {
     prefix: u32,
     lower: Box<[u8]>,
-    hash: u64,
     /// Names that match a value found at this key.
     pub(crate) names: Vec<NameRef>,
     /// The prefix id to use inside an object found at this key, or [`NO_ID`].
@@ -251,9 +252,12 @@ pub(crate) struct Node {
 pub struct Schema {
     names: [Vec<String>; ROLE_COUNT],
     nodes: Vec<Node>,
-    /// Open-addressing table of `nodes` indices plus one (0 = empty).
+    /// The lookup keys of `nodes` (same indices), chained per bucket.
+    slots: Vec<Slot>,
+    /// Per bucket: the first slot index plus one (0 = empty).
     table: Vec<u32>,
-    mask: usize,
+    /// 64 minus log2 of the table size.
+    shift: u32,
     /// Bit `n` set when some entry has a key of length `n` (63 = 63 or more).
     len_mask: u64,
     max_key_len: usize,
@@ -294,9 +298,9 @@ impl Schema {
     }
 
     fn compile(names: [Vec<String>; ROLE_COUNT]) -> Schema {
-        // Every dotted prefix of every name gets an id; the root is 0.
+        // Every dotted prefix of every name gets an id from 1; the root is
+        // 0 (and distinct from the empty prefix of a name like `.x`).
         let mut prefixes: HashMap<Vec<u8>, u32> = HashMap::new();
-        prefixes.insert(Vec::new(), 0);
         let mut nodes: Vec<Node> = Vec::new();
         let mut index: HashMap<(u32, Vec<u8>), usize> = HashMap::new();
         let mut node_at = |nodes: &mut Vec<Node>, prefix: u32, lower: &[u8]| -> usize {
@@ -304,7 +308,6 @@ impl Schema {
                 nodes.push(Node {
                     prefix,
                     lower: lower.into(),
-                    hash: ci_hash(prefix, lower),
                     names: Vec::new(),
                     child: NO_ID,
                     has_error: false,
@@ -327,7 +330,7 @@ impl Schema {
                 // Register the prefixes `a`, `a.b`, ... of this name.
                 let mut ids = vec![(0u32, 0usize)]; // (prefix id, remainder start)
                 for &d in &dots {
-                    let next = u32::try_from(prefixes.len()).unwrap_or(NO_ID);
+                    let next = u32::try_from(prefixes.len() + 1).unwrap_or(NO_ID);
                     let id = *prefixes
                         .entry(lower.get(..d).unwrap_or_default().to_vec())
                         .or_insert(next);
@@ -341,6 +344,7 @@ impl Schema {
                             role,
                             index: u32::try_from(i).unwrap_or(u32::MAX),
                             name: name.as_bytes().into(),
+                            raw: raw_words(name.as_bytes(), 0, name.len()),
                         });
                         node.has_error |= role == Role::Error;
                     }
@@ -360,29 +364,38 @@ impl Schema {
                 }
             }
         }
-        let cap = (nodes.len() * 2).max(16).next_power_of_two();
-        let mask = cap - 1;
+        let cap = (nodes.len() * 4).max(64).next_power_of_two();
+        let shift = 64 - cap.trailing_zeros();
         let mut table = vec![0u32; cap];
+        let mut slots = Vec::with_capacity(nodes.len());
         let mut len_mask = 0u64;
         let mut max_key_len = 0;
         for (n, node) in nodes.iter().enumerate() {
             let len = node.lower.len();
             len_mask |= 1u64 << len.min(63);
             max_key_len = max_key_len.max(len);
-            let mut pos = fold_hash(node.hash) & mask;
-            while let Some(slot) = table.get_mut(pos) {
-                if *slot == 0 {
-                    *slot = u32::try_from(n + 1).unwrap_or(0);
-                    break;
-                }
-                pos = (pos + 1) & mask;
+            let (w0, w1) = raw_words(&node.lower, 0, len.min(16));
+            let meta = key_meta(node.prefix, len);
+            let head = table.get_mut(bucket(w0, w1, meta, shift));
+            let next = head.as_ref().map_or(0, |h| **h);
+            slots.push(Slot {
+                w0,
+                w1,
+                letters0: letters(w0),
+                letters1: letters(w1),
+                meta,
+                next,
+            });
+            if let Some(head) = head {
+                *head = u32::try_from(n + 1).unwrap_or(0);
             }
         }
         Schema {
             names,
             nodes,
+            slots,
             table,
-            mask,
+            shift,
             len_mask,
             max_key_len,
         }
@@ -395,24 +408,44 @@ impl Schema {
     }
 
     /// The entry for `key` (any case) inside an object reached by the
-    /// dotted prefix `prefix` (0 = the top level), with its id.
+    /// dotted prefix `prefix` (0 = the top level).
     #[inline]
-    pub(crate) fn lookup(&self, prefix: u32, key: &[u8]) -> Option<(u32, &Node)> {
-        let len = key.len();
+    pub(crate) fn lookup(&self, prefix: u32, key: &[u8]) -> Option<Hit<'_>> {
+        self.lookup_in(prefix, key, 0, key.len())
+    }
+
+    /// [`Schema::lookup`] of the key `line[start..end]`; reads the key
+    /// straight from the line with word loads.
+    #[inline(always)]
+    pub(crate) fn lookup_in(
+        &self,
+        prefix: u32,
+        line: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Option<Hit<'_>> {
+        let len = end.checked_sub(start)?;
         if len > self.max_key_len || self.len_mask & (1u64 << len.min(63)) == 0 {
             return None;
         }
-        let hash = ci_hash(prefix, key);
-        let mut pos = fold_hash(hash) & self.mask;
-        loop {
-            let slot = *self.table.get(pos)?;
-            let id = slot.checked_sub(1)?;
-            let node = self.nodes.get(id as usize)?;
-            if node.hash == hash && node.prefix == prefix && node.lower.eq_ignore_ascii_case(key) {
-                return Some((id, node));
+        let raw = raw_words(line, start, len.min(16));
+        let meta = key_meta(prefix, len);
+        let mut next = *self.table.get(bucket(raw.0, raw.1, meta, self.shift))?;
+        while let Some(id) = next.checked_sub(1) {
+            let slot = self.slots.get(id as usize)?;
+            // Letters compare with their case bit set, everything else as is.
+            if (raw.0 | slot.letters0) == slot.w0
+                && (raw.1 | slot.letters1) == slot.w1
+                && slot.meta == meta
+            {
+                let node = self.nodes.get(id as usize)?;
+                if len <= 16 || line.get(start..end)?.eq_ignore_ascii_case(&node.lower) {
+                    return Some(Hit { id, node, raw, len });
+                }
             }
-            pos = (pos + 1) & self.mask;
+            next = slot.next;
         }
+        None
     }
 
     /// The entry with id `id`, as returned by [`Schema::lookup`].
@@ -422,28 +455,126 @@ impl Schema {
     }
 }
 
-/// A case-insensitive hash of `key` seeded by the prefix id, 8 bytes at a
-/// time: every byte is OR-ed with 0x20, which maps `A` and `a` alike (other
-/// collisions are settled by the comparison after the probe).
-#[inline]
-fn ci_hash(prefix: u32, key: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    const LOWER: u64 = 0x2020_2020_2020_2020;
-    let mut h = (u64::from(prefix) << 32 | key.len() as u64).wrapping_mul(K);
-    let mut chunks = key.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        h = (h ^ (w | LOWER)).wrapping_mul(K).rotate_left(31);
+/// A key found by [`Schema::lookup`]: its entry, and what the exact-case
+/// test needs to know about how the key was spelled.
+#[derive(Clone, Copy)]
+pub(crate) struct Hit<'s> {
+    /// The entry's id (for [`Schema::node`]).
+    pub(crate) id: u32,
+    /// The entry.
+    pub(crate) node: &'s Node,
+    raw: (u64, u64),
+    len: usize,
+}
+
+impl Hit<'_> {
+    /// Whether the key, `key` being its bytes and taken as the whole path,
+    /// is spelled exactly `name` (word compare for keys up to 16 bytes).
+    #[inline]
+    pub(crate) fn spells(&self, name: &NameRef, key: &[u8]) -> bool {
+        name.name.len() == self.len
+            && if self.len <= 16 {
+                name.raw == self.raw
+            } else {
+                *name.name == *key
+            }
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = 0u64;
-        for (n, &b) in rest.iter().enumerate() {
-            w |= u64::from(b) << (8 * n);
+}
+
+/// The low `n` bytes (`n <= 8`) of a word.
+#[inline(always)]
+fn low_bytes(w: u64, n: usize) -> u64 {
+    if n >= 8 {
+        w
+    } else {
+        w & ((1u64 << (8 * n)) - 1)
+    }
+}
+
+/// The bytes `line[start..start + len]` (`len <= 16`) as two little-endian
+/// words, zero-padded; two word loads when the line has 16 bytes there.
+#[inline(always)]
+fn raw_words(line: &[u8], start: usize, len: usize) -> (u64, u64) {
+    let sixteen = start
+        .checked_add(16)
+        .and_then(|end| line.get(start..end))
+        .and_then(|s| <[u8; 16]>::try_from(s).ok());
+    if let Some(sixteen) = sixteen {
+        let x = u128::from_le_bytes(sixteen);
+        return (
+            low_bytes(x as u64, len),
+            low_bytes((x >> 64) as u64, len.saturating_sub(8)),
+        );
+    }
+    let key = line
+        .get(start..start.saturating_add(len.min(16)))
+        .unwrap_or(&[]);
+    let (a, b) = key.split_at(key.len().min(8));
+    (load_word(a), load_word(b))
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded, without a byte loop.
+#[inline(always)]
+fn load_word(chunk: &[u8]) -> u64 {
+    let n = chunk.len();
+    if let Ok(w) = <[u8; 8]>::try_from(chunk) {
+        return u64::from_le_bytes(w);
+    }
+    let u32_at = |i: usize| -> u64 {
+        chunk
+            .get(i..i + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+    };
+    if n >= 4 {
+        // Two overlapping loads; the overlap holds the same bytes twice.
+        return u32_at(0) | u32_at(n - 4) << (8 * (n - 4));
+    }
+    let byte = |i: usize| chunk.get(i).map_or(0, |&b| u64::from(b));
+    match n {
+        0 => 0,
+        _ => byte(0) | byte(n / 2) << (8 * (n / 2)) | byte(n - 1) << (8 * (n - 1)),
+    }
+}
+
+/// The lookup key of a node: its lower-cased first 16 bytes and, in
+/// `meta`, its length and prefix id.
+#[derive(Clone, Debug)]
+struct Slot {
+    w0: u64,
+    w1: u64,
+    /// 0x20 in the bytes of `w0`, `w1` that are (lower-case) letters.
+    letters0: u64,
+    letters1: u64,
+    meta: u64,
+    /// The next slot in the same bucket, plus one (0 = none).
+    next: u32,
+}
+
+#[inline(always)]
+fn key_meta(prefix: u32, len: usize) -> u64 {
+    u64::from(prefix) << 32 | len as u64
+}
+
+/// The bucket of a key from its first 16 bytes (any case: every byte is
+/// hashed with its 0x20 bit set, which folds `A` onto `a`) and meta.
+#[inline(always)]
+fn bucket(w0: u64, w1: u64, meta: u64, shift: u32) -> usize {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let h = ((w0 | CASE) ^ (w1 | CASE).rotate_left(29) ^ meta.wrapping_mul(0xA076_1D64_78BD_642F))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> shift) as usize
+}
+
+/// 0x20 in each byte of `w` that is an ASCII lower-case letter.
+fn letters(w: u64) -> u64 {
+    let mut out = 0u64;
+    for (i, b) in w.to_le_bytes().into_iter().enumerate() {
+        if b.is_ascii_lowercase() {
+            out |= 0x20u64 << (8 * i);
         }
-        h = (h ^ (w | LOWER)).wrapping_mul(K).rotate_left(31);
     }
-    h ^ (h >> 32)
+    out
 }
 
 /// The 8 bytes of `b` at `i` as a little-endian word, if there are 8.
@@ -456,17 +587,19 @@ pub(crate) fn word_at(b: &[u8], i: usize) -> Option<u64> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether some byte of `w` equals `c` (SWAR, exact).
+/// High bits set in the bytes of `w` that equal `c`: the lowest set bit is
+/// exactly the first such byte (bits above it may be false positives).
 #[inline(always)]
-pub(crate) fn has_byte(w: u64, c: u8) -> bool {
+pub(crate) fn eq_mask(w: u64, c: u8) -> u64 {
     let x = w ^ (ONES * u64::from(c));
-    x.wrapping_sub(ONES) & !x & HIGHS != 0
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
-/// Whether some byte of `w` is below `n` (SWAR, exact for `n <= 128`).
+/// High bits set in the bytes of `w` below `n` (`n <= 128`); as exact as
+/// [`eq_mask`].
 #[inline(always)]
-pub(crate) fn has_less(w: u64, n: u8) -> bool {
-    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS != 0
+pub(crate) fn less_mask(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
 }
 
 /// Whether a value's text counts as absent: empty or whitespace only.
@@ -477,11 +610,6 @@ fn is_blank_text(s: &str) -> bool {
         Some(&b) if b > b' ' && b < 0x80 => false,
         Some(_) => s.trim().is_empty(),
     }
-}
-
-#[inline]
-fn fold_hash(h: u64) -> usize {
-    (h ^ (h >> 29)) as usize
 }
 
 /// A value offered to a [`Collector`] by a format scanner.
@@ -502,13 +630,43 @@ impl<'a> Offered<'a> {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Candidate<'a> {
-    index: u32,
-    exact: bool,
-    /// `None`: the winning value was not valid UTF-8.
-    text: Option<Cow<'a, str>>,
-    kind: ValueKind,
+/// A line's bytes and, when the whole line is valid UTF-8 (almost always),
+/// its text: a value is then a sub-slice of the text, found without
+/// validating each value on its own.
+#[derive(Clone, Copy)]
+pub(crate) struct LineText<'a> {
+    pub(crate) bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> LineText<'a> {
+    /// Validates `bytes` once.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        LineText {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+        }
+    }
+
+    /// The value at `start..end`, borrowed from the line.
+    #[inline]
+    pub(crate) fn value(&self, start: usize, end: usize, kind: ValueKind) -> Offered<'a> {
+        if let Some(s) = self.text.and_then(|t| t.get(start..end)) {
+            return Offered::Text(Cow::Borrowed(s), kind);
+        }
+        match self.bytes.get(start..end) {
+            Some(raw) => Offered::from_bytes(raw, kind),
+            None => Offered::InvalidUtf8,
+        }
+    }
+
+    /// The value at `start..end` with its backslash escapes decoded.
+    pub(crate) fn unescaped(&self, start: usize, end: usize) -> Offered<'a> {
+        match self.bytes.get(start..end).and_then(unescape) {
+            Some(s) => Offered::Text(Cow::Owned(s), ValueKind::String),
+            None => Offered::InvalidUtf8,
+        }
+    }
 }
 
 /// Picks, for each role, the best of the (key, value) pairs of one line.
@@ -521,7 +679,12 @@ struct Candidate<'a> {
 /// thus counts by its first *usable* occurrence.
 pub struct Collector<'s, 'a> {
     schema: &'s Schema,
-    best: [Option<Candidate<'a>>; ROLE_COUNT],
+    /// The best candidate so far of each role.
+    fields: Fields<'a>,
+    /// Bit per role: its candidate's key was spelled exactly as its name.
+    exact: u16,
+    /// Bit per role: its candidate is not valid UTF-8 (its text is empty).
+    invalid: u16,
 }
 
 impl<'s, 'a> Collector<'s, 'a> {
@@ -529,7 +692,9 @@ impl<'s, 'a> Collector<'s, 'a> {
     pub fn new(schema: &'s Schema) -> Self {
         Collector {
             schema,
-            best: Default::default(),
+            fields: Fields::default(),
+            exact: 0,
+            invalid: 0,
         }
     }
 
@@ -542,47 +707,56 @@ impl<'s, 'a> Collector<'s, 'a> {
     /// its value. `value.name_index` is ignored and filled in by the
     /// collector.
     pub fn offer(&mut self, key: &str, value: FieldValue<'a>) {
-        if let Some((_, node)) = self.schema.lookup(0, key.as_bytes()) {
-            let key = key.as_bytes();
-            self.offer_node(
-                node,
-                |name| name == key,
-                Offered::Text(value.text, value.kind),
-            );
+        let key = key.as_bytes();
+        if let Some(hit) = self.schema.lookup(0, key) {
+            let value = Offered::Text(value.text, value.kind);
+            self.offer_node(hit.node, |name| hit.spells(name, key), value);
         }
     }
 
     /// Like [`Collector::offer`] for raw bytes: a value that is not valid
     /// UTF-8 makes [`Collector::try_finish`] fail if it wins its role.
     pub fn offer_bytes(&mut self, key: &[u8], value: &'a [u8], kind: ValueKind) {
-        if let Some((_, node)) = self.schema.lookup(0, key)
-            && self.wants(node)
+        if let Some(hit) = self.schema.lookup(0, key)
+            && self.wants(hit.node)
         {
-            self.offer_node(node, |name| name == key, Offered::from_bytes(value, kind));
+            let value = Offered::from_bytes(value, kind);
+            self.offer_node(hit.node, |name| hit.spells(name, key), value);
+        }
+    }
+
+    /// Whether `name` would beat the current candidate of its role, given
+    /// whether the key is spelled exactly like it (computed only if needed).
+    #[inline(always)]
+    fn beats(&self, name: &NameRef, exact: impl FnOnce() -> bool) -> bool {
+        let role = name.role.index();
+        match self.fields.values.get(role) {
+            Some(Some(v)) => {
+                let index = name.index as usize;
+                index < v.name_index
+                    || (index == v.name_index && self.exact & (1 << role) == 0 && exact())
+            }
+            _ => true,
         }
     }
 
     /// Whether a value at `node` could still improve some role, so scanners
     /// can skip decoding values that would lose anyway.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wants(&self, node: &Node) -> bool {
-        node.names
-            .iter()
-            .any(|n| match self.best.get(n.role.index()) {
-                Some(Some(c)) => n.index < c.index || (n.index == c.index && !c.exact),
-                _ => true,
-            })
+        node.names.iter().any(|n| self.beats(n, || true))
     }
 
     /// Offers a value found at `node`; `is_exact(name)` tells whether the
     /// key path as written equals the configured name exactly.
+    #[inline]
     pub(crate) fn offer_node(
         &mut self,
         node: &Node,
-        is_exact: impl Fn(&[u8]) -> bool,
+        is_exact: impl Fn(&NameRef) -> bool,
         value: Offered<'a>,
     ) {
-        let (text, kind) = match value {
+        let (text, kind, invalid) = match value {
             Offered::Text(text, kind) => {
                 if kind == ValueKind::Object {
                     if is_empty_container(&text) {
@@ -591,58 +765,80 @@ impl<'s, 'a> Collector<'s, 'a> {
                 } else if is_blank_text(&text) {
                     return;
                 }
-                (Some(text), kind)
+                (text, kind, false)
             }
-            Offered::InvalidUtf8 => (None, ValueKind::String),
+            Offered::InvalidUtf8 => (Cow::Borrowed(""), ValueKind::String, true),
         };
-        for name in &node.names {
-            if kind == ValueKind::Object && name.role != Role::Error {
-                continue;
-            }
-            let Some(slot) = self.best.get_mut(name.role.index()) else {
-                continue;
-            };
-            let better = match slot {
-                None => true,
-                Some(c) => {
-                    name.index < c.index
-                        || (name.index == c.index && !c.exact && is_exact(&name.name))
+        match node.names.as_slice() {
+            // The common case: one name, the value moves into place.
+            [name] => self.place(name, &is_exact, text, kind, invalid),
+            names => {
+                for name in names {
+                    self.place(name, &is_exact, text.clone(), kind, invalid);
                 }
-            };
-            if better {
-                *slot = Some(Candidate {
-                    index: name.index,
-                    exact: is_exact(&name.name),
-                    text: text.clone(),
-                    kind,
-                });
             }
+        }
+    }
+
+    #[inline(always)]
+    fn place(
+        &mut self,
+        name: &NameRef,
+        is_exact: &impl Fn(&NameRef) -> bool,
+        text: Cow<'a, str>,
+        kind: ValueKind,
+        invalid: bool,
+    ) {
+        if kind == ValueKind::Object && name.role != Role::Error {
+            return;
+        }
+        let exact = is_exact(name);
+        if !self.beats(name, || exact) {
+            return;
+        }
+        let role = name.role.index();
+        let Some(slot) = self.fields.values.get_mut(role) else {
+            return;
+        };
+        *slot = Some(FieldValue {
+            text,
+            kind,
+            name_index: name.index as usize,
+        });
+        let bit = 1u16 << role;
+        if exact {
+            self.exact |= bit;
+        } else {
+            self.exact &= !bit;
+        }
+        if invalid {
+            self.invalid |= bit;
+        } else {
+            self.invalid &= !bit;
         }
     }
 
     /// The winners; a role whose winner was not valid UTF-8 is left `None`
     /// (use [`Collector::try_finish`] to see that).
     pub fn finish(self) -> Fields<'a> {
-        Fields {
-            values: self.best.map(|c| {
-                c.and_then(|c| {
-                    c.text.map(|text| FieldValue {
-                        text,
-                        kind: c.kind,
-                        name_index: c.index as usize,
-                    })
-                })
-            }),
+        let mut fields = self.fields;
+        if self.invalid != 0 {
+            for (i, v) in fields.values.iter_mut().enumerate() {
+                if self.invalid & (1 << i) != 0 {
+                    *v = None;
+                }
+            }
         }
+        fields
     }
 
     /// The winners, or [`LineError::InvalidUtf8`] when some role's winner
     /// was not valid UTF-8.
     pub fn try_finish(self) -> Result<Fields<'a>, LineError> {
-        if self.best.iter().flatten().any(|c| c.text.is_none()) {
+        if self.invalid != 0 {
             return Err(LineError::InvalidUtf8);
         }
-        Ok(self.finish())
+        Ok(self.fields)
     }
 }
 
@@ -657,6 +853,16 @@ fn is_empty_container(text: &str) -> bool {
         Some(inner) => inner.trim().is_empty(),
         None => t.is_empty(),
     }
+}
+
+/// A schema with no names at all, for checks of a line's structure only
+/// (nothing is looked up or decoded).
+pub(crate) fn empty_schema() -> &'static Schema {
+    static EMPTY: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(|| {
+        let none: Vec<_> = Role::ALL.into_iter().map(|r| (r, Vec::new())).collect();
+        Schema::new(&none)
+    });
+    &EMPTY
 }
 
 /// The part of a raw line the scanners look at: without a leading UTF-8 byte
@@ -893,6 +1099,21 @@ mod tests {
         c.offer_bytes(b"request_id", b"\xff", ValueKind::String);
         c.offer_bytes(b"trace_id", b"ok", ValueKind::String);
         assert_eq!(c.try_finish(), Err(LineError::InvalidUtf8));
+        // `finish` leaves such a role empty and keeps the others.
+        let mut c = Collector::new(&s);
+        c.offer_bytes(b"request_id", b"\xff", ValueKind::String);
+        c.offer_bytes(b"ts", b"1", ValueKind::Number);
+        let f = c.finish();
+        assert_eq!(f.get(Role::RequestId), None);
+        assert_eq!(
+            f.get(Role::Ts).map(|v| (v.text.as_ref(), v.kind)),
+            Some(("1", ValueKind::Number))
+        );
+        // A better valid candidate replaces an invalid one.
+        let mut c = Collector::new(&s);
+        c.offer_bytes(b"trace_id", b"\xff", ValueKind::String);
+        c.offer_bytes(b"request_id", b"ok", ValueKind::String);
+        assert!(c.try_finish().is_ok());
     }
 
     #[test]
@@ -910,27 +1131,55 @@ mod tests {
     #[test]
     fn swar_helpers() {
         let w = u64::from_le_bytes(*b"abc\"defg");
-        assert!(has_byte(w, b'"'));
-        assert!(!has_byte(w, b'\\'));
-        assert!(!has_less(w, 0x20));
-        assert!(has_less(u64::from_le_bytes(*b"abcdefg\t"), 0x20));
-        assert!(!has_less(u64::from_le_bytes(*b"\xff\xfe\x80abcde"), 0x20));
-        assert!(has_byte(
-            u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x22"),
-            b'"'
-        ));
-        assert!(!has_byte(
-            u64::from_le_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x21"),
-            b'"'
-        ));
+        assert_eq!(eq_mask(w, b'"').trailing_zeros() / 8, 3);
+        assert_eq!(eq_mask(w, b'\\'), 0);
+        assert_eq!(less_mask(w, 0x20), 0);
+        assert_eq!(
+            less_mask(u64::from_le_bytes(*b"abcdefg\t"), 0x20).trailing_zeros() / 8,
+            7
+        );
+        assert_eq!(
+            less_mask(u64::from_le_bytes(*b"\xff\xfe\x80abcde"), 0x20),
+            0
+        );
+        // The lowest flagged byte is exact even when later ones are not.
+        let w = u64::from_le_bytes(*b"\"\x01\"\x00\x22abc");
+        assert_eq!(eq_mask(w, b'"').trailing_zeros() / 8, 0);
+        assert_eq!(less_mask(w, 0x20).trailing_zeros() / 8, 1);
+        assert_eq!(
+            eq_mask(
+                u64::from_le_bytes(*b"\x21\x21\x21\x21\x21\x21\x21\x21"),
+                b'"'
+            ),
+            0
+        );
         assert_eq!(word_at(b"0123456", 0), None);
         assert_eq!(
             word_at(b"01234567", 0),
             Some(u64::from_le_bytes(*b"01234567"))
         );
         assert_eq!(word_at(b"01234567", usize::MAX), None);
-        assert_eq!(ci_hash(3, b"Request_ID"), ci_hash(3, b"request_id"));
-        assert_ne!(ci_hash(3, b"request_id"), ci_hash(0, b"request_id"));
+        let (w0, w1) = raw_words(b"Request_ID", 0, 10);
+        assert_eq!(
+            (w0, w1),
+            (
+                u64::from_le_bytes(*b"Request_"),
+                u64::from(u16::from_le_bytes(*b"ID"))
+            )
+        );
+        let line = b"{\"Request_ID\":\"0123456789abcdef0123\"}";
+        assert_eq!(raw_words(line, 2, 10), (w0, w1));
+        assert_eq!(
+            raw_words(line, 15, 16),
+            (
+                u64::from_le_bytes(*b"01234567"),
+                u64::from_le_bytes(*b"89abcdef")
+            )
+        );
+        assert_eq!(
+            letters(u64::from_le_bytes(*b"ab_1Z.z\xe9")),
+            0x0020_0000_0000_2020
+        );
         assert!(is_blank_text(" \u{a0}\t"));
         assert!(!is_blank_text("\u{e9}"));
     }
@@ -942,12 +1191,50 @@ mod tests {
     }
 
     #[test]
+    fn long_names_match_any_case_and_prefer_exact() {
+        let long = "a_Very_Long_Request_Identifier_Field";
+        let s = Schema::new(&[(Role::RequestId, vec![long.into(), long.to_lowercase()])]);
+        let mut c = Collector::new(&s);
+        c.offer("A_VERY_LONG_REQUEST_IDENTIFIER_FIELD", text("upper"));
+        assert_eq!(got(&c.finish(), Role::RequestId), Some(("upper", 0)));
+        let mut c = Collector::new(&s);
+        c.offer("A_VERY_LONG_REQUEST_IDENTIFIER_FIELD", text("upper"));
+        c.offer(long, text("exact"));
+        c.offer("a_very_long_request_identifier_fielD", text("other"));
+        assert_eq!(got(&c.finish(), Role::RequestId), Some(("exact", 0)));
+        // Same first 16 bytes, different rest: no match.
+        let mut c = Collector::new(&s);
+        c.offer("a_very_long_request_identifier_fielx", text("no"));
+        c.offer("a_very_long_requ", text("no"));
+        assert_eq!(c.finish().get(Role::RequestId), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The word-wise lookup agrees with `eq_ignore_ascii_case`, also for
+        /// bytes that differ from letters only in the 0x20 bit.
+        #[test]
+        fn lookup_agrees_with_ascii_case_folding(
+            names in proptest::collection::vec("[a-cA-C_@`\\[{\x7f.]{1,20}", 1..6),
+            key in "[a-cA-C_@`\\[{\x7f.]{1,20}",
+        ) {
+            let s = Schema::new(&[(Role::Event, names.clone())]);
+            let want = names.iter().position(|n| n.eq_ignore_ascii_case(&key));
+            let mut c = Collector::new(&s);
+            c.offer(&key, text("v"));
+            let got = c.finish().get(Role::Event).map(|v| v.name_index);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn lookup_is_case_insensitive_and_prefix_aware() {
         let s = Schema::default();
-        let (_, n) = s.lookup(0, b"SERVICE").unwrap();
+        let n = s.lookup(0, b"SERVICE").unwrap().node;
         assert!(n.child != NO_ID);
         assert_eq!(n.names.len(), 1);
-        let (_, inner) = s.lookup(n.child, b"Name").unwrap();
+        let inner = s.lookup(n.child, b"Name").unwrap().node;
         assert_eq!(inner.names[0].role, Role::Service);
         assert_eq!(inner.names[0].index, 1);
         assert!(s.lookup(0, b"name").is_none());

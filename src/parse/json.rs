@@ -13,7 +13,9 @@
 use std::borrow::Cow;
 
 use super::fields::{Collector, Fields, LineError, NO_ID, Offered, Schema, ValueKind};
-use super::fields::{has_byte, has_less, strip_line, unescape, word_at};
+use super::fields::{
+    Hit, LineText, empty_schema, eq_mask, less_mask, strip_line, unescape, word_at,
+};
 
 /// Deepest nesting of objects and arrays accepted; deeper lines are a
 /// [`LineError::Parse`] (no real log line comes close).
@@ -77,20 +79,11 @@ pub fn parse_json<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, Lin
 
 /// Whether `line` is one JSON object (structure only, whatever its fields).
 pub fn is_json_object(line: &[u8]) -> bool {
-    let mut c = Collector::new(&EMPTY_SCHEMA);
+    let mut c = Collector::new(empty_schema());
     scan(strip_line(line), &mut c).is_ok()
 }
 
-/// A schema with no names: structure checks that look up nothing.
-pub(crate) static EMPTY_SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(|| {
-    let none: Vec<_> = super::fields::Role::ALL
-        .into_iter()
-        .map(|r| (r, Vec::new()))
-        .collect();
-    Schema::new(&none)
-});
-
-#[inline]
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(&ch) = b.get(i) {
         if !matches!(ch, b' ' | b'\t' | b'\n' | b'\r') {
@@ -107,31 +100,38 @@ fn string_stop(ch: u8) -> bool {
     ch < 0x20 || ch == b'"' || ch == b'\\'
 }
 
-/// Whether one of the 8 bytes of `w` would stop the string loop.
+/// The bytes of `w` that would stop the string loop (see [`eq_mask`]).
 #[inline(always)]
-fn word_has_stop(w: u64) -> bool {
-    has_less(w, 0x20) || has_byte(w, b'"') || has_byte(w, b'\\')
+fn stop_mask(w: u64) -> u64 {
+    less_mask(w, 0x20) | eq_mask(w, b'"') | eq_mask(w, b'\\')
 }
 
 /// Scans the string whose opening quote is at `i`; returns the span of its
 /// contents (the closing quote is at `span.end`).
-#[inline]
+#[inline(always)]
 fn scan_string(b: &[u8], i: usize) -> Result<KeySpan, LineError> {
     let start = i + 1;
     let mut j = start;
     let mut escaped = false;
     loop {
-        while let Some(w) = word_at(b, j) {
-            if word_has_stop(w) {
-                break;
+        // 8 bytes at a time while they last, then byte by byte.
+        loop {
+            match word_at(b, j) {
+                Some(w) => {
+                    let m = stop_mask(w);
+                    if m != 0 {
+                        j += (m.trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    j += 8;
+                }
+                None => {
+                    while b.get(j).is_some_and(|&ch| !string_stop(ch)) {
+                        j += 1;
+                    }
+                    break;
+                }
             }
-            j += 8;
-        }
-        while let Some(&ch) = b.get(j) {
-            if string_stop(ch) {
-                break;
-            }
-            j += 1;
         }
         match b.get(j) {
             Some(b'"') => {
@@ -162,7 +162,7 @@ fn scan_string(b: &[u8], i: usize) -> Result<KeySpan, LineError> {
 }
 
 /// Scans the number starting at `i` (RFC 8259 grammar); returns its end.
-#[inline]
+#[inline(always)]
 fn scan_number(b: &[u8], i: usize) -> Result<usize, LineError> {
     let digits = |mut j: usize| {
         while b.get(j).is_some_and(u8::is_ascii_digit) {
@@ -229,59 +229,159 @@ fn path_is(b: &[u8], keys: &[Frame], last: &[u8], name: &[u8]) -> bool {
     rest == last
 }
 
-/// Offers a value found at `node` under `key`, inside the tracked objects
-/// `frames[2..=depth]` (the key path), to the collector.
+/// Offers a value found under `key` (matched as `hit`), inside the tracked
+/// objects `frames[2..]` (the rest of the key path), to the collector.
+#[inline]
 fn offer_at<'a>(
     c: &mut Collector<'_, 'a>,
     b: &'a [u8],
     frames: &[Frame],
-    node: u32,
+    hit: Hit<'_>,
     key: KeySpan,
     value: Offered<'a>,
 ) {
-    let schema = c.schema();
-    let Some(node) = schema.node(node) else {
-        return;
-    };
-    let Some(last) = key_bytes(b, key) else {
-        return;
-    };
     let path = frames.get(2..).unwrap_or(&[]);
-    c.offer_node(node, |name| path_is(b, path, &last, name), value);
+    if path.is_empty() && !key.escaped {
+        let k = b.get(key.start..key.end).unwrap_or(&[]);
+        c.offer_node(hit.node, |name| hit.spells(name, k), value);
+    } else if let Some(last) = key_bytes(b, key) {
+        c.offer_node(hit.node, |name| path_is(b, path, &last, &name.name), value);
+    }
 }
 
-/// Decodes the string value with contents `span`.
-fn string_value(b: &[u8], span: KeySpan) -> Offered<'_> {
-    let Some(raw) = b.get(span.start..span.end) else {
-        return Offered::InvalidUtf8;
-    };
+/// The string value with contents `span`, decoded if it has escapes.
+#[inline]
+fn string_value<'a>(line: &LineText<'a>, span: KeySpan) -> Offered<'a> {
     if span.escaped {
-        match unescape(raw) {
-            Some(s) => Offered::Text(Cow::Owned(s), ValueKind::String),
-            None => Offered::InvalidUtf8,
-        }
+        line.unescaped(span.start, span.end)
     } else {
-        Offered::from_bytes(raw, ValueKind::String)
+        line.value(span.start, span.end, ValueKind::String)
     }
 }
 
 /// The scanner proper: validates `b` as one JSON object and feeds the
-/// collector. Iterative; the container kinds live in a 128-bit set.
-fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
+/// collector. The top level (flat objects are the common case) is a plain
+/// loop; nested values go to [`scan_nested`].
+fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError> {
     let schema = c.schema();
+    let line = LineText::new(b);
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return Err(LineError::Parse);
     }
-    // Bit d-1 set: the container at depth d is an array.
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return end_of_line(b, i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return Err(LineError::Parse);
+        }
+        let key = scan_string(b, i)?;
+        i = skip_ws(b, key.end + 1);
+        if b.get(i) != Some(&b':') {
+            return Err(LineError::Parse);
+        }
+        i = skip_ws(b, i + 1);
+        let hit = match if key.escaped {
+            key_bytes(b, key).and_then(|k| schema.lookup(0, &k))
+        } else {
+            schema.lookup_in(0, b, key.start, key.end)
+        } {
+            Some(hit) if hit.node.child != NO_ID || c.wants(hit.node) => Some(hit),
+            _ => None,
+        };
+        let Some(&ch) = b.get(i) else {
+            return Err(LineError::Parse);
+        };
+        match ch {
+            b'"' => {
+                let span = scan_string(b, i)?;
+                i = span.end + 1;
+                if let Some(hit) = hit {
+                    offer_at(c, b, &[], hit, key, string_value(&line, span));
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = scan_number(b, i)?;
+                if let Some(hit) = hit {
+                    let value = line.value(i, end, ValueKind::Number);
+                    offer_at(c, b, &[], hit, key, value);
+                }
+                i = end;
+            }
+            b't' | b'f' | b'n' => {
+                let lit = literal(b, i, ch)?;
+                i += lit.len();
+                if let Some(hit) = hit
+                    && ch != b'n'
+                {
+                    let value = Offered::Text(Cow::Borrowed(lit), ValueKind::Bool);
+                    offer_at(c, b, &[], hit, key, value);
+                }
+            }
+            b'{' | b'[' => {
+                i = scan_nested(b, &line, c, i, hit.map(|hit| (hit, key)))?;
+            }
+            _ => return Err(LineError::Parse),
+        }
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return end_of_line(b, i + 1),
+            _ => return Err(LineError::Parse),
+        }
+    }
+}
+
+/// After the top-level object: only whitespace may follow.
+#[inline]
+fn end_of_line(b: &[u8], i: usize) -> Result<(), LineError> {
+    if skip_ws(b, i) == b.len() {
+        Ok(())
+    } else {
+        Err(LineError::Parse)
+    }
+}
+
+/// The literal `true`, `false` or `null` that starts (with `ch`) at `b[i]`.
+#[inline(always)]
+fn literal(b: &[u8], i: usize, ch: u8) -> Result<&'static str, LineError> {
+    let lit = match ch {
+        b't' => "true",
+        b'f' => "false",
+        _ => "null",
+    };
+    if b.get(i..).is_some_and(|r| r.starts_with(lit.as_bytes())) {
+        Ok(lit)
+    } else {
+        Err(LineError::Parse)
+    }
+}
+
+/// Scans the object or array value that starts at `b[i]`, a member of the
+/// top-level object whose key matched `pending` (if any); returns the index
+/// just after it. Iterative: the container kinds live in a 128-bit set and
+/// the levels whose keys are looked up in `frames`.
+fn scan_nested<'s, 'a>(
+    b: &'a [u8],
+    line: &LineText<'a>,
+    c: &mut Collector<'s, 'a>,
+    mut i: usize,
+    mut pending: Option<(Hit<'s>, KeySpan)>,
+) -> Result<usize, LineError> {
+    let schema = c.schema();
+    // Bit d-1 set: the container at depth d is an array (depth 1 is the
+    // top-level object).
     let mut arrays: u128 = 0;
-    let mut depth: usize = 0;
+    let mut depth: usize = 1;
     // frames[1..=tracked] are the tracked levels (always a prefix of the
-    // open containers); frames[0] is unused.
+    // open containers); frames[0] is unused, frames[1] the top level.
     let mut frames = [EMPTY_FRAME; MAX_TRACKED + 1];
-    let mut tracked: usize = 0;
-    // The node matched by the key just read, for the value that follows.
-    let mut pending: Option<(u32, KeySpan)> = None;
+    if let Some(f) = frames.get_mut(1) {
+        f.prefix = 0;
+    }
+    let mut tracked: usize = 1;
     let mut state = State::Value;
     loop {
         match state {
@@ -306,20 +406,13 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
                         } else {
                             arrays &= !bit;
                         }
-                        if depth == 1 {
-                            if let Some(f) = frames.get_mut(1) {
-                                *f = Frame {
-                                    prefix: 0,
-                                    ..EMPTY_FRAME
-                                };
-                                tracked = 1;
-                            }
-                        } else if let Some((id, key)) = p
-                            && let (Some(node), Some(f)) = (schema.node(id), frames.get_mut(depth))
+                        if let Some((hit, key)) = p
+                            && let Some(f) = frames.get_mut(depth)
                         {
+                            let node = hit.node;
                             let prefix = if is_arr { NO_ID } else { node.child };
                             let capture = if node.has_error && c.wants(node) {
-                                id
+                                hit.id
                             } else {
                                 NO_ID
                             };
@@ -350,42 +443,31 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
                     b'"' => {
                         let span = scan_string(b, i)?;
                         i = span.end + 1;
-                        if let Some((id, key)) = p
-                            && schema.node(id).is_some_and(|n| c.wants(n))
-                        {
+                        if let Some((hit, key)) = p {
                             let frames = frames.get(..=depth).unwrap_or(&[]);
-                            offer_at(c, b, frames, id, key, string_value(b, span));
+                            offer_at(c, b, frames, hit, key, string_value(line, span));
                         }
                         state = State::After;
                     }
                     b'-' | b'0'..=b'9' => {
                         let end = scan_number(b, i)?;
-                        if let Some((id, key)) = p
-                            && let Some(text) = b.get(i..end)
-                        {
+                        if let Some((hit, key)) = p {
                             let frames = frames.get(..=depth).unwrap_or(&[]);
-                            let value = Offered::from_bytes(text, ValueKind::Number);
-                            offer_at(c, b, frames, id, key, value);
+                            let value = line.value(i, end, ValueKind::Number);
+                            offer_at(c, b, frames, hit, key, value);
                         }
                         i = end;
                         state = State::After;
                     }
                     b't' | b'f' | b'n' => {
-                        let lit: &'static str = match ch {
-                            b't' => "true",
-                            b'f' => "false",
-                            _ => "null",
-                        };
-                        if !b.get(i..).is_some_and(|r| r.starts_with(lit.as_bytes())) {
-                            return Err(LineError::Parse);
-                        }
+                        let lit = literal(b, i, ch)?;
                         i += lit.len();
-                        if let Some((id, key)) = p
+                        if let Some((hit, key)) = p
                             && ch != b'n'
                         {
                             let frames = frames.get(..=depth).unwrap_or(&[]);
                             let value = Offered::Text(Cow::Borrowed(lit), ValueKind::Bool);
-                            offer_at(c, b, frames, id, key, value);
+                            offer_at(c, b, frames, hit, key, value);
                         }
                         state = State::After;
                     }
@@ -404,22 +486,14 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
                     && f.prefix != NO_ID
                 {
                     let found = if key.escaped {
-                        key_bytes(b, key).and_then(|k| {
-                            schema
-                                .lookup(f.prefix, &k)
-                                .map(|(id, n)| (id, n.child, c.wants(n)))
-                        })
+                        key_bytes(b, key).and_then(|k| schema.lookup(f.prefix, &k))
                     } else {
-                        b.get(key.start..key.end).and_then(|k| {
-                            schema
-                                .lookup(f.prefix, k)
-                                .map(|(id, n)| (id, n.child, c.wants(n)))
-                        })
+                        schema.lookup_in(f.prefix, b, key.start, key.end)
                     };
-                    if let Some((id, child, wanted)) = found
-                        && (wanted || child != NO_ID)
+                    if let Some(hit) = found
+                        && (hit.node.child != NO_ID || c.wants(hit.node))
                     {
-                        pending = Some((id, key));
+                        pending = Some((hit, key));
                     }
                 }
                 i = skip_ws(b, i);
@@ -430,14 +504,10 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
                 state = State::Value;
             }
             State::After => {
-                i = skip_ws(b, i);
-                if depth == 0 {
-                    return if i == b.len() {
-                        Ok(())
-                    } else {
-                        Err(LineError::Parse)
-                    };
+                if depth == 1 {
+                    return Ok(i);
                 }
+                i = skip_ws(b, i);
                 let is_arr = (arrays >> (depth - 1)) & 1 == 1;
                 match b.get(i) {
                     Some(b',') => {
@@ -446,12 +516,12 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
                     }
                     Some(b'}') if !is_arr => {
                         i += 1;
-                        close(c, b, &frames, &mut tracked, depth, i);
+                        close(c, line, &frames, &mut tracked, depth, i);
                         depth -= 1;
                     }
                     Some(b']') if is_arr => {
                         i += 1;
-                        close(c, b, &frames, &mut tracked, depth, i);
+                        close(c, line, &frames, &mut tracked, depth, i);
                         depth -= 1;
                     }
                     _ => return Err(LineError::Parse),
@@ -465,7 +535,7 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
 /// offers its raw text if it was captured, and untracks it.
 fn close<'a>(
     c: &mut Collector<'_, 'a>,
-    b: &'a [u8],
+    line: &LineText<'a>,
     frames: &[Frame],
     tracked: &mut usize,
     depth: usize,
@@ -481,11 +551,20 @@ fn close<'a>(
     if f.capture == NO_ID {
         return;
     }
-    if let Some(raw) = b.get(f.start..end) {
-        let parents = frames.get(..depth).unwrap_or(&[]);
-        let value = Offered::from_bytes(raw, ValueKind::Object);
-        offer_at(c, b, parents, f.capture, f.key, value);
-    }
+    let Some(node) = c.schema().node(f.capture) else {
+        return;
+    };
+    let Some(last) = key_bytes(line.bytes, f.key) else {
+        return;
+    };
+    // The key path: the tracked keys above this container, then its own.
+    let path = frames.get(2..depth).unwrap_or(&[]);
+    let value = line.value(f.start, end, ValueKind::Object);
+    c.offer_node(
+        node,
+        |name| path_is(line.bytes, path, &last, &name.name),
+        value,
+    );
 }
 
 #[cfg(test)]
@@ -579,6 +658,67 @@ mod tests {
         assert_eq!(id(line).as_deref(), Some("b"));
         let line = r#"{"Trace.Id":"a","trace":{"id":"b"}}"#;
         assert_eq!(id(line).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn whitespace_between_tokens() {
+        let line = " \t{ \"request_id\" : \"r1\" , \"http\" : { \"status_code\" : 503 } , \"ok\" : [ 1 , { } ] }\r";
+        assert_eq!(id(line).as_deref(), Some("r1"));
+        assert_eq!(get(line, Role::Status).as_deref(), Some("503"));
+    }
+
+    #[test]
+    fn empty_segments_are_not_the_top_level() {
+        // Found by proptest: the empty prefix of `._` is not the root.
+        let s = Schema::new(&[(Role::RequestId, vec!["._".into()])]);
+        assert_eq!(
+            parse_json(br#"{"_":"no"}"#, &s)
+                .unwrap()
+                .get(Role::RequestId),
+            None
+        );
+        let f = parse_json(br#"{"":{"_":"nested"}}"#, &s).unwrap();
+        assert_eq!(f.get(Role::RequestId).unwrap().text, "nested");
+        let f = parse_json(br#"{"._":"flat"}"#, &s).unwrap();
+        assert_eq!(f.get(Role::RequestId).unwrap().text, "flat");
+    }
+
+    #[test]
+    fn very_deep_dotted_names_match_flat_only() {
+        let name: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let name = name.join(".");
+        let s = Schema::new(&[(Role::RequestId, vec![name.clone()])]);
+        let flat = format!("{{\"{name}\":\"flat\"}}");
+        let f = parse_json(flat.as_bytes(), &s).unwrap();
+        assert_eq!(f.get(Role::RequestId).unwrap().text, "flat");
+        // Nested beyond 16 levels is not followed (documented), still valid.
+        let nested = format!(
+            "{}\"v\"{}",
+            (0..20).map(|i| format!("{{\"k{i}\":")).collect::<String>(),
+            "}".repeat(20)
+        );
+        assert_eq!(
+            parse_json(nested.as_bytes(), &s)
+                .unwrap()
+                .get(Role::RequestId),
+            None
+        );
+        // 15 levels are followed.
+        let name15: Vec<String> = (0..15).map(|i| format!("k{i}")).collect();
+        let s = Schema::new(&[(Role::RequestId, vec![name15.join(".")])]);
+        let nested = format!(
+            "{}\"v\"{}",
+            (0..15).map(|i| format!("{{\"k{i}\":")).collect::<String>(),
+            "}".repeat(15)
+        );
+        assert_eq!(
+            parse_json(nested.as_bytes(), &s)
+                .unwrap()
+                .get(Role::RequestId)
+                .unwrap()
+                .text,
+            "v"
+        );
     }
 
     #[test]
@@ -823,8 +963,154 @@ mod tests {
         ]
     }
 
+    /// A JSON value with keys in a chosen order (duplicates allowed).
+    #[derive(Clone, Debug)]
+    enum J {
+        Obj(Vec<(String, J)>),
+        Arr(Vec<J>),
+        Str(String),
+        Num(i64),
+        Bool(bool),
+        Null,
+    }
+
+    impl J {
+        fn write(&self, out: &mut String) {
+            match self {
+                J::Obj(members) => {
+                    out.push('{');
+                    for (n, (k, v)) in members.iter().enumerate() {
+                        if n > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&serde_json::to_string(k).unwrap());
+                        out.push(':');
+                        v.write(out);
+                    }
+                    out.push('}');
+                }
+                J::Arr(items) => {
+                    out.push('[');
+                    for (n, v) in items.iter().enumerate() {
+                        if n > 0 {
+                            out.push(',');
+                        }
+                        v.write(out);
+                    }
+                    out.push(']');
+                }
+                J::Str(s) => out.push_str(&serde_json::to_string(s).unwrap()),
+                J::Num(n) => out.push_str(&n.to_string()),
+                J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                J::Null => out.push_str("null"),
+            }
+        }
+
+        fn text(&self) -> String {
+            match self {
+                J::Str(s) => s.clone(),
+                other => {
+                    let mut out = String::new();
+                    other.write(&mut out);
+                    out
+                }
+            }
+        }
+
+        /// Every member reachable through objects, as (dotted path, value),
+        /// in the order the scanner offers them (a container after its
+        /// contents).
+        fn flatten<'j>(&'j self, prefix: &str, out: &mut Vec<(String, &'j J)>) {
+            if let J::Obj(members) = self {
+                for (k, v) in members {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    v.flatten(&path, out);
+                    out.push((path, v));
+                }
+            }
+        }
+    }
+
+    fn arb_j() -> impl Strategy<Value = J> {
+        let key = prop::sample::select(vec![
+            "trace",
+            "Trace",
+            "id",
+            "ID",
+            "service",
+            "name",
+            "http",
+            "status_code",
+            "error",
+            "err",
+            "request_id",
+            "ts",
+            "x",
+            "trace.id",
+            "service.name",
+        ])
+        .prop_map(String::from);
+        let leaf = prop_oneof![
+            "[a-z \"é]{0,4}".prop_map(J::Str),
+            any::<i16>().prop_map(|n| J::Num(i64::from(n))),
+            any::<bool>().prop_map(J::Bool),
+            Just(J::Null),
+        ];
+        leaf.prop_recursive(4, 32, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec((key.clone(), inner.clone()), 0..4).prop_map(J::Obj),
+                prop::collection::vec(inner, 0..3).prop_map(J::Arr),
+            ]
+        })
+    }
+
+    /// The SPEC rule over every reachable member (paths joined with dots).
+    fn reference_nested(root: &J, names: &[&str], error: bool) -> Option<String> {
+        let mut members = Vec::new();
+        root.flatten("", &mut members);
+        let usable = |v: &J| match v {
+            J::Str(s) => !s.trim().is_empty(),
+            J::Num(_) | J::Bool(_) => true,
+            J::Obj(m) => error && !m.is_empty(),
+            J::Arr(a) => error && !a.is_empty(),
+            J::Null => false,
+        };
+        for name in names {
+            let exact = members.iter().find(|(p, v)| p == name && usable(v));
+            let any = members
+                .iter()
+                .find(|(p, v)| p.eq_ignore_ascii_case(name) && usable(v));
+            if let Some((_, v)) = exact.or(any) {
+                return Some(v.text());
+            }
+        }
+        None
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn json_nested_agrees_with_reference(members in prop::collection::vec((
+            prop::sample::select(vec!["trace", "service", "http", "error", "request_id", "x"]).prop_map(String::from),
+            arb_j(),
+        ), 0..5)) {
+            let root = J::Obj(members);
+            let mut line = String::new();
+            root.write(&mut line);
+            prop_assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok());
+            let s = Schema::default();
+            let f = parse_json(line.as_bytes(), &s).unwrap();
+            for role in Role::ALL {
+                let want = reference_nested(&root, role.default_names(), role == Role::Error);
+                let got = f.get(role).map(|v| v.text.to_string());
+                prop_assert_eq!(got, want, "role {:?} line {}", role, line);
+            }
+        }
 
         #[test]
         fn json_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {

@@ -7,10 +7,8 @@
 //! quoted strings) are ignored. Keys are flat: `trace.id=x` matches the name
 //! `trace.id`.
 
-use std::borrow::Cow;
-
-use super::fields::{Collector, Fields, LineError, Offered, Schema, ValueKind};
-use super::fields::{strip_line, unescape};
+use super::fields::{Collector, Fields, LineError, Schema, ValueKind};
+use super::fields::{LineText, empty_schema, strip_line};
 
 /// Parses one line as logfmt and returns the value of every role.
 ///
@@ -21,6 +19,7 @@ use super::fields::{strip_line, unescape};
 /// `key=` and `key=""` count as absent.
 pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, LineError> {
     let b = strip_line(line);
+    let line = LineText::new(b);
     let mut c = Collector::new(schema);
     let mut i = skip_ws(b, 0);
     if b.get(i) == Some(&b'{') {
@@ -52,36 +51,27 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
         let key = b.get(key_start..i).unwrap_or(&[]);
         i += 1;
         pairs += 1;
-        let node = schema
-            .lookup(0, key)
-            .filter(|(_, node)| c.wants(node))
-            .map(|(_, node)| node);
+        let hit = schema
+            .lookup_in(0, b, key_start, i - 1)
+            .filter(|hit| c.wants(hit.node));
         if b.get(i) == Some(&b'"') {
             let (start, end, escaped) = scan_quoted(b, i).ok_or(LineError::Parse)?;
-            if let Some(node) = node {
-                let raw = b.get(start..end).unwrap_or(&[]);
+            if let Some(hit) = hit {
                 let value = if escaped {
-                    match unescape(raw) {
-                        Some(s) => Offered::Text(Cow::Owned(s), ValueKind::String),
-                        None => Offered::InvalidUtf8,
-                    }
+                    line.unescaped(start, end)
                 } else {
-                    Offered::from_bytes(raw, ValueKind::String)
+                    line.value(start, end, ValueKind::String)
                 };
-                c.offer_node(node, |name| name == key, value);
+                c.offer_node(hit.node, |name| hit.spells(name, key), value);
             }
             // Anything glued to the closing quote is ignored.
             i = skip_word(b, end + 1);
         } else {
             let start = i;
             i = skip_word(b, i);
-            if let Some(node) = node {
-                let raw = b.get(start..i).unwrap_or(&[]);
-                c.offer_node(
-                    node,
-                    |name| name == key,
-                    Offered::from_bytes(raw, ValueKind::String),
-                );
+            if let Some(hit) = hit {
+                let value = line.value(start, i, ValueKind::String);
+                c.offer_node(hit.node, |name| hit.spells(name, key), value);
             }
         }
         i = skip_ws(b, i);
@@ -95,10 +85,7 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
 /// Whether `line` has at least one `key=value` pair and is not JSON-like
 /// (structure only, whatever its fields).
 pub fn is_logfmt(line: &[u8]) -> bool {
-    !matches!(
-        parse_logfmt(line, &super::json::EMPTY_SCHEMA),
-        Err(LineError::Parse)
-    )
+    !matches!(parse_logfmt(line, empty_schema()), Err(LineError::Parse))
 }
 
 #[inline]
@@ -215,7 +202,7 @@ mod tests {
         let f = parse_logfmt(br#"request_id="plain" x=1"#, &s).unwrap();
         assert!(matches!(
             f.get(Role::RequestId).unwrap().text,
-            Cow::Borrowed("plain")
+            std::borrow::Cow::Borrowed("plain")
         ));
     }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use memchr::memchr;
 
-use crate::model::{Interner, Kind, Record};
+use crate::model::{IdKey, Interner, Kind, Record, SpanPair};
 use detect::LineFormat;
 use fields::{FieldValue, Fields, LineError, Role, Schema, ValueKind};
 use time::{DurationUnit, TsError, TzSpec};
@@ -170,15 +170,21 @@ pub struct FileContext<'r> {
     pub format: Option<LineFormat>,
 }
 
-/// The records of one chunk with their own interners; ids are local until
-/// [`remap`] makes them global.
-pub struct ChunkRecords<'a> {
+/// The records of one chunk with their own tables; service, peer, text ID
+/// and span indices are local to the chunk until the caller makes them
+/// global.
+#[derive(Default)]
+pub struct ChunkRecords {
     /// The records, in line order.
-    pub records: Vec<Record<'a>>,
+    pub records: Vec<Record>,
     /// Local service names.
     pub services: Interner,
     /// Local raw peer texts.
     pub peers: Interner,
+    /// Local texts of IDs that have no compact form.
+    pub ids: Interner,
+    /// Local span pairs (`Record::spans` indexes this).
+    pub spans: Vec<SpanPair>,
     /// Counters.
     pub stats: ParseStats,
 }
@@ -205,17 +211,15 @@ pub fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 
 /// Parses the bytes of one chunk, `base` being the chunk's offset in its
 /// file.
-pub fn parse_chunk<'a>(
-    data: &'a [u8],
+pub fn parse_chunk(
+    data: &[u8],
     base: u64,
     ctx: &FileContext<'_>,
     rules: &LineRules,
-) -> ChunkRecords<'a> {
+) -> ChunkRecords {
     let mut out = ChunkRecords {
         records: Vec::with_capacity(data.len() / 200 + 1),
-        services: Interner::default(),
-        peers: Interner::default(),
-        stats: ParseStats::default(),
+        ..ChunkRecords::default()
     };
     let path_service = out.services.intern(ctx.path_service);
     for (off, line) in lines(data) {
@@ -250,7 +254,7 @@ pub fn parse_chunk<'a>(
         };
         match build_record(&fields, ctx, rules, path_service, &mut out) {
             Ok(mut rec) => {
-                rec.offset = offset;
+                rec.loc = Record::pack_loc(ctx.file, offset);
                 out.stats.records += 1;
                 out.stats.first_ts = min_opt(out.stats.first_ts, Some(rec.ts));
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(rec.ts, |t| t.max(rec.ts)));
@@ -288,42 +292,36 @@ fn text<'a, 'f>(fields: &'f Fields<'a>, role: Role) -> Option<&'f Cow<'a, str>> 
         .filter(|t| !t.trim().is_empty())
 }
 
-fn owned_trim<'a>(value: &Cow<'a, str>) -> Cow<'a, str> {
-    match value {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
-        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
-    }
+fn id_key(text: &str, ids: &mut Interner) -> IdKey {
+    IdKey::compact(text).unwrap_or_else(|| IdKey::interned(ids.intern(text)))
 }
 
-fn build_record<'a>(
-    fields: &Fields<'a>,
+fn build_record(
+    fields: &Fields<'_>,
     ctx: &FileContext<'_>,
     rules: &LineRules,
     path_service: u32,
-    out: &mut ChunkRecords<'a>,
-) -> Result<Record<'a>, SkipReason> {
+    out: &mut ChunkRecords,
+) -> Result<Record, SkipReason> {
     let req = match text(fields, Role::RequestId) {
-        Some(t) => owned_trim(t),
+        Some(t) => t.trim(),
         None => return Err(SkipReason::NoRequestId),
     };
-    if is_placeholder_id(&req) {
+    if is_placeholder_id(req) {
         return Err(SkipReason::NoRequestId);
     }
-    let (service, service_name): (u32, Cow<'_, str>) = match text(fields, Role::Service) {
+    let (service, service_name): (u32, &str) = match text(fields, Role::Service) {
         Some(s) if !rules.service_from_path => {
             let name = s.trim();
-            (out.services.intern(name), Cow::Borrowed(name))
+            (out.services.intern(name), name)
         }
-        _ => (path_service, Cow::Borrowed(ctx.path_service)),
+        _ => (path_service, ctx.path_service),
     };
     let ts_value = fields.get(Role::Ts).ok_or(SkipReason::NoTimestamp)?;
     let tz = if rules.tz_by_service.is_empty() {
         &rules.tz
     } else {
-        rules
-            .tz_by_service
-            .get(service_name.as_ref())
-            .unwrap_or(&rules.tz)
+        rules.tz_by_service.get(service_name).unwrap_or(&rules.tz)
     };
     let ts = time::parse_timestamp(&ts_value.text, tz, rules.time_format.as_deref()).map_err(
         |e| match e {
@@ -340,21 +338,29 @@ fn build_record<'a>(
     let anchored_start =
         rules.anchor_start || ts_name.eq_ignore_ascii_case("start_time") || ts_name == "startTime";
     let kind = text(fields, Role::Event).and_then(|t| Kind::from_value(t));
-    let peer = text(fields, Role::Peer).map(|p| out.peers.intern(p.trim()));
-    let duration = fields
+    let peer_id = text(fields, Role::Peer).map_or(Record::NO_PEER, |p| out.peers.intern(p.trim()));
+    let duration_ns = fields
         .get(Role::Duration)
-        .and_then(|v| parse_duration_value(v, rules));
+        .and_then(|v| parse_duration_value(v, rules))
+        .unwrap_or(Record::NO_DURATION);
+    let req = id_key(req, &mut out.ids);
+    let span = text(fields, Role::Span).map(|t| id_key(t.trim(), &mut out.ids));
+    let parent = text(fields, Role::Parent).map(|t| id_key(t.trim(), &mut out.ids));
+    let spans = if span.is_some() || parent.is_some() {
+        out.spans.push(SpanPair { span, parent });
+        u32::try_from(out.spans.len() - 1).unwrap_or(Record::NO_SPANS)
+    } else {
+        Record::NO_SPANS
+    };
     Ok(Record {
         req,
         ts,
-        file: ctx.file,
-        offset: 0,
+        loc: 0,
+        duration_ns,
         service,
-        span: text(fields, Role::Span).map(owned_trim),
-        parent: text(fields, Role::Parent).map(owned_trim),
+        peer_id,
+        spans,
         kind,
-        peer,
-        duration,
         anchored_start,
         failed: is_failure(fields, rules.fail_status),
     })
@@ -371,7 +377,7 @@ fn parse_duration_value(v: &FieldValue<'_>, rules: &LineRules) -> Option<i64> {
                 .and_then(|n| time::unit_from_name(n))
         })
         .unwrap_or(DurationUnit::Ms);
-    time::parse_duration(v.text.trim(), unit)
+    time::parse_duration(v.text.trim(), unit).filter(|&d| d != Record::NO_DURATION)
 }
 
 /// SPEC §1: a record fails when any failure field says so.
@@ -443,7 +449,7 @@ mod tests {
         }
     }
 
-    fn parse(data: &str, format: LineFormat) -> (Vec<Record<'_>>, ParseStats, Interner) {
+    fn parse(data: &str, format: LineFormat) -> (Vec<Record>, ParseStats, Interner) {
         let ctx = FileContext {
             file: 0,
             path_service: "pathsvc",
@@ -492,12 +498,12 @@ mod tests {
         assert_eq!(stats.skipped[SkipReason::BadTimestamp as usize], 1);
         assert_eq!(stats.skipped[SkipReason::NoTimestamp as usize], 1);
         let r = &recs[0];
-        assert_eq!(r.req, "r1");
+        assert_eq!(r.req, IdKey::interned(0));
         assert_eq!(r.ts, 1_714_557_600_050_000_000);
         assert_eq!(services.name(r.service), "orders");
-        assert_eq!(r.duration, Some(40_000_000));
+        assert_eq!(r.duration(), Some(40_000_000));
         assert!(r.failed);
-        assert!(r.peer.is_some());
+        assert!(r.peer().is_some());
         assert_eq!(r.kind, None);
         assert_eq!(stats.first_skip.map(|s| s.2), Some(SkipReason::NoRequestId));
     }

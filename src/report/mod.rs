@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod table;
+pub mod trace;
 
 use std::collections::BTreeMap;
 
