@@ -58,13 +58,15 @@ pub struct Inputs {
     pub facts: InputFacts,
 }
 
-fn thread_pool(cfg: &Config) -> Result<rayon::ThreadPool, Error> {
+/// Sizes the worker pool once per process (`--threads`, else one per
+/// core). Later calls in the same process (tests) keep the first size.
+fn init_pool(cfg: &Config) {
     let mut b = rayon::ThreadPoolBuilder::new().stack_size(WORKER_STACK);
     if let Some(n) = cfg.threads {
         b = b.num_threads(n);
     }
-    b.build()
-        .map_err(|e| Error::Usage(format!("cannot start worker threads: {e}")))
+    // An error means the pool already exists; it is used as it is.
+    let _ = b.build_global();
 }
 
 /// Finds and opens the inputs; unreadable files go to `diag`.
@@ -349,94 +351,136 @@ pub fn resolve_universe(
 }
 
 /// One request (a piece of a request ID after `--max-gap`).
-struct Piece {
-    range: std::ops::Range<usize>,
+#[derive(Clone, Debug)]
+pub struct Piece {
+    /// Its records in [`Loaded::records`].
+    pub range: std::ops::Range<usize>,
+    /// Its root start (raw), from the first pass.
+    pub start: i64,
+    /// Inside `--since`/`--until`.
+    pub selected: bool,
 }
 
 fn resolve_bound(b: &Option<TimeBound>, newest: Option<i64>) -> Option<i64> {
     match b {
         None => None,
         Some(TimeBound::At(t)) => Some(*t),
-        Some(TimeBound::BeforeNewest(d)) => newest.map(|n| n - d),
+        Some(TimeBound::BeforeNewest(d)) => newest.map(|n| n.saturating_sub(*d)),
     }
 }
 
-/// The measured statistics of a run.
-pub struct Analysis {
-    pub stats: Stats,
+/// A run's records cut into requests, with clock skew measured: what every
+/// command (report, traces, show, check) starts from.
+pub struct Prepared {
+    /// The records and tables.
+    pub loaded: Loaded,
+    /// The requests, in request-ID order.
+    pub pieces: Vec<Piece>,
+    /// Extra pieces made by `--max-gap`.
+    pub split: u64,
+    /// Every measured service pair.
     pub skew_pairs: Vec<SkewPair>,
+    /// The applied offsets.
     pub offsets: Offsets,
+    /// Assembly settings.
+    pub opts: AssembleOptions,
 }
 
-/// Assembles every request twice (skew, then figures) and folds the
-/// statistics.
-pub fn analyze(cfg: &Config, loaded: &Loaded) -> Analysis {
-    let recs = &loaded.records;
+impl Prepared {
+    /// Assembles one request with the measured offsets.
+    pub fn assemble(&self, p: &Piece) -> Assembled {
+        let slice = self.loaded.records.get(p.range.clone()).unwrap_or_default();
+        assemble::assemble(
+            slice,
+            &self.loaded.universe,
+            Some(&self.offsets),
+            &self.opts,
+        )
+    }
+
+    /// The request ID of a piece.
+    pub fn id_of(&self, p: &Piece) -> String {
+        self.loaded
+            .records
+            .get(p.range.start)
+            .map_or(String::new(), |r| self.loaded.universe.id_text(r.req))
+    }
+
+    /// Folds every selected request into the report statistics.
+    pub fn stats(&self, include_incomplete: bool) -> Stats {
+        let mut stats = self
+            .pieces
+            .par_iter()
+            .filter(|p| p.selected)
+            .fold(Stats::default, |mut st, p| {
+                st.add(&self.assemble(p), include_incomplete);
+                st
+            })
+            .reduce(Stats::default, |mut a, b| {
+                a.merge(b);
+                a
+            });
+        stats.requests.split = self.split;
+        stats
+    }
+}
+
+/// Cuts the records into requests and measures clock skew on a first pass
+/// over raw times.
+pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
     let opts = AssembleOptions {
         skew: cfg.skew,
         max_visits: cfg.max_visits,
     };
+    let recs = &loaded.records;
     let mut split = 0u64;
-    let mut pieces = Vec::new();
+    let mut ranges = Vec::new();
     for range in assemble::request_ranges(recs) {
         let slice = recs.get(range.clone()).unwrap_or_default();
         let parts = assemble::split_at_gaps(slice, cfg.max_gap);
         split += parts.len().saturating_sub(1) as u64;
         for p in parts {
-            pieces.push(Piece {
-                range: range.start + p.start..range.start + p.end,
-            });
+            ranges.push(range.start + p.start..range.start + p.end);
         }
     }
     let newest = loaded.facts.parse.last_ts;
     let since = resolve_bound(&cfg.since, newest);
     let until = resolve_bound(&cfg.until, newest);
     let u = &loaded.universe;
-    let assemble_piece = |p: &Piece, offsets: Option<&Offsets>| -> Assembled {
-        let slice = recs.get(p.range.clone()).unwrap_or_default();
-        assemble::assemble(slice, u, offsets, &opts)
-    };
-    // Pass 1: raw times, for the skew samples and the time selection.
-    let first: Vec<(bool, SkewSamples)> = pieces
-        .par_iter()
-        .map(|p| {
-            let a = assemble_piece(p, None);
-            let keep = since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
+    let first: Vec<(Piece, SkewSamples)> = ranges
+        .into_par_iter()
+        .map(|range| {
+            let slice = recs.get(range.clone()).unwrap_or_default();
+            let a = assemble::assemble(slice, u, None, &opts);
+            let selected = since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
             let mut samples = SkewSamples::default();
-            if keep && a.incomplete.is_none() {
+            if selected && a.incomplete.is_none() {
                 for &(from, to, v) in &a.skew_samples {
                     samples.add(from, to, v);
                 }
             }
-            (keep, samples)
+            let piece = Piece {
+                range,
+                start: a.start,
+                selected,
+            };
+            (piece, samples)
         })
         .collect();
     let mut samples = SkewSamples::default();
-    let mut keep = Vec::with_capacity(first.len());
-    for (k, s) in first {
-        keep.push(k);
+    let mut pieces = Vec::with_capacity(first.len());
+    for (p, s) in first {
+        pieces.push(p);
         samples.merge(s);
     }
     let (skew_pairs, offsets) = samples.resolve(cfg.skew, cfg.skew_threshold);
-    // Pass 2: with offsets, every figure.
-    let mut stats = pieces
-        .par_iter()
-        .zip(keep.par_iter())
-        .filter(|(_, k)| **k)
-        .fold(Stats::default, |mut st, (p, _)| {
-            let a = assemble_piece(p, Some(&offsets));
-            st.add(&a, cfg.include_incomplete);
-            st
-        })
-        .reduce(Stats::default, |mut a, b| {
-            a.merge(b);
-            a
-        });
-    stats.requests.split = split;
-    Analysis {
-        stats,
+    Prepared {
+        loaded,
+        pieces,
+        split,
         skew_pairs,
         offsets,
+        opts,
     }
 }
 
@@ -471,19 +515,42 @@ fn options_json(cfg: &Config) -> serde_json::Value {
     })
 }
 
-/// Builds the report of a run.
-pub fn build_report(cfg: &Config, diag: &mut Diagnostics) -> Result<(Report, u64), Error> {
+/// Reads and prepares the input of a run.
+pub fn prepare_input(cfg: &Config, diag: &mut Diagnostics) -> Result<Prepared, Error> {
     let inputs = open_inputs(cfg, diag)?;
     let loaded = load(cfg, &inputs)?;
-    let analysis = analyze(cfg, &loaded);
-    let report = report::build(
-        &analysis.stats,
-        &loaded.universe,
-        &loaded.facts,
-        &analysis.skew_pairs,
+    drop(inputs);
+    Ok(prepare(cfg, loaded))
+}
+
+/// Builds the report of a prepared run.
+pub fn build_report(cfg: &Config, prepared: &Prepared) -> Report {
+    let stats = prepared.stats(cfg.include_incomplete);
+    report::build(
+        &stats,
+        &prepared.loaded.universe,
+        &prepared.loaded.facts,
+        &prepared.skew_pairs,
         options_json(cfg),
-    );
-    Ok((report, loaded.facts.bytes))
+    )
+}
+
+/// Runs `body` with the worker pool sized by `--threads`, printing unreadable
+/// files on stderr whatever happens; returns the body's result and the exit
+/// code the diagnostics call for.
+fn with_pool<T>(
+    cfg: &Config,
+    err: &mut dyn Write,
+    body: impl FnOnce(&mut Diagnostics) -> Result<T, Error>,
+) -> Result<(T, u8), Error> {
+    init_pool(cfg);
+    let mut diag = Diagnostics::default();
+    let result = body(&mut diag);
+    for line in &diag.unreadable {
+        // Errors about unreadable files go to stderr whatever happens next.
+        let _ = writeln!(err, "hopscope: {line}");
+    }
+    result.map(|t| (t, diag.exit_code()))
 }
 
 /// `hopscope report`: builds and writes the report; returns the exit code.
@@ -494,20 +561,15 @@ pub fn run_report(
     err: &mut dyn Write,
 ) -> Result<u8, Error> {
     let started = Instant::now();
-    let pool = thread_pool(cfg)?;
-    let mut diag = Diagnostics::default();
-    let threads = pool.current_num_threads();
-    let result = pool.install(|| build_report(cfg, &mut diag));
-    for line in &diag.unreadable {
-        // Errors about unreadable files go to stderr whatever happens next.
-        let _ = writeln!(err, "hopscope: {line}");
-    }
-    let (mut report, bytes) = result?;
+    let ((mut report, bytes), code) = with_pool(cfg, err, |diag| {
+        let prepared = prepare_input(cfg, diag)?;
+        Ok((build_report(cfg, &prepared), prepared.loaded.facts.bytes))
+    })?;
     let elapsed = started.elapsed().as_secs_f64();
     if ropts.run_stats {
         report.run = Some(report::RunStats {
             elapsed_ms: (elapsed * 1e6).round() / 1e3,
-            threads,
+            threads: rayon::current_num_threads(),
             mb_per_s: if elapsed > 0.0 {
                 (bytes as f64 / 1e6 / elapsed * 10.0).round() / 10.0
             } else {
@@ -521,7 +583,192 @@ pub fn run_report(
         OutputFormat::Csv => report::csv::write_csv(&report, ropts.table, out)?,
     }
     out.flush()?;
-    Ok(diag.exit_code())
+    Ok(code)
+}
+
+/// Which requests `hopscope traces` writes.
+#[derive(Clone, Debug, Default)]
+pub struct TraceFilter {
+    /// Only failed requests.
+    pub failed: bool,
+    /// Only the N slowest (by latency; ties to the smaller ID).
+    pub slowest: Option<usize>,
+    /// Only requests with a visit of one of these services.
+    pub services: Vec<String>,
+    /// Only requests at least this slow (ns).
+    pub min_latency: Option<i64>,
+    /// Only requests whose chain matches this glob.
+    pub chain: Option<String>,
+    /// Only incomplete requests.
+    pub incomplete: bool,
+}
+
+impl TraceFilter {
+    fn accepts(&self, a: &Assembled, u: &Universe) -> bool {
+        if self.failed && !a.failed {
+            return false;
+        }
+        if self.incomplete && a.incomplete.is_none() {
+            return false;
+        }
+        if self.min_latency.is_some_and(|m| a.latency < m) {
+            return false;
+        }
+        if !self.services.is_empty()
+            && !a
+                .visits
+                .iter()
+                .any(|v| self.services.iter().any(|s| s == u.name(v.service)))
+        {
+            return false;
+        }
+        if let Some(g) = &self.chain
+            && !report::trace::glob_match(g, &a.chain)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// How many requests are assembled and written at a time by `traces`.
+const TRACE_BATCH: usize = 4096;
+
+/// `hopscope traces`: one JSON object per request, in (start, request ID)
+/// order, written batch by batch.
+pub fn run_traces(
+    cfg: &Config,
+    filter: &TraceFilter,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Error> {
+    let ((), code) = with_pool(cfg, err, |diag| {
+        let prepared = prepare_input(cfg, diag)?;
+        let u = &prepared.loaded.universe;
+        // Which requests pass the filters, with what they sort by.
+        let mut chosen: Vec<(i64, String, usize, i64)> = prepared
+            .pieces
+            .par_iter()
+            .enumerate()
+            .filter(|(_, p)| p.selected)
+            .filter_map(|(i, p)| {
+                let a = prepared.assemble(p);
+                filter
+                    .accepts(&a, u)
+                    .then(|| (a.start, a.id.clone(), i, a.latency))
+            })
+            .collect();
+        if let Some(n) = filter.slowest {
+            chosen.sort_by(|a, b| b.3.cmp(&a.3).then_with(|| a.1.cmp(&b.1)));
+            chosen.truncate(n);
+        }
+        chosen.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        for batch in chosen.chunks(TRACE_BATCH) {
+            let lines: Vec<Vec<u8>> = batch
+                .par_iter()
+                .map(|(_, _, i, _)| {
+                    let a = prepared.pieces.get(*i).map(|p| prepared.assemble(p));
+                    let mut line = a
+                        .map(|a| serde_json::to_vec(&report::trace::trace_of(&a, u)))
+                        .transpose()
+                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    line.push(b'\n');
+                    line
+                })
+                .collect();
+            for l in lines {
+                out.write_all(&l)?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    Ok(code)
+}
+
+/// `hopscope show`: one request as a tree and waterfall. A unique prefix of
+/// the ID is enough; an ambiguous one lists the candidates (exit 2).
+pub fn run_show(
+    cfg: &Config,
+    request: &str,
+    width: Option<usize>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Error> {
+    let ((), code) = with_pool(cfg, err, |diag| {
+        let prepared = prepare_input(cfg, diag)?;
+        let u = &prepared.loaded.universe;
+        let ids: Vec<(String, &Piece)> = prepared
+            .pieces
+            .iter()
+            .map(|p| (prepared.id_of(p), p))
+            .collect();
+        let exact: Vec<&(String, &Piece)> = ids.iter().filter(|(id, _)| id == request).collect();
+        let matches: Vec<&(String, &Piece)> = if exact.is_empty() {
+            ids.iter()
+                .filter(|(id, _)| id.starts_with(request))
+                .collect()
+        } else {
+            exact
+        };
+        let mut names: Vec<&str> = matches.iter().map(|(id, _)| id.as_str()).collect();
+        names.dedup();
+        match names.len() {
+            0 => {
+                return Err(Error::Usage(format!(
+                    "no request ID starts with '{request}' (hopscope traces lists them)"
+                )));
+            }
+            1 => {}
+            n => {
+                let shown: Vec<&str> = names.iter().take(10).copied().collect();
+                return Err(Error::Usage(format!(
+                    "'{request}' matches {n} request IDs: {}{}",
+                    shown.join(", "),
+                    if n > 10 { ", …" } else { "" }
+                )));
+            }
+        }
+        let style = report::show::Style {
+            color: cfg.color && std::io::stdout().is_terminal(),
+            width: width.unwrap_or_else(report::show::terminal_width),
+        };
+        for (_, p) in matches {
+            let a = prepared.assemble(p);
+            report::show::write_show(&a, u, &style, out)?;
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    Ok(code)
+}
+
+/// `hopscope check`: the report of PATH checked against budgets and a
+/// baseline; exit 1 when a check fails.
+pub fn run_check(
+    cfg: &Config,
+    check_opts: &crate::check::CheckOptions,
+    baseline: Option<&serde_json::Value>,
+    output: crate::cli::CheckOutput,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Error> {
+    let (report, code) = with_pool(cfg, err, |diag| {
+        let prepared = prepare_input(cfg, diag)?;
+        Ok(build_report(cfg, &prepared))
+    })?;
+    let current = serde_json::to_value(&report)
+        .map_err(|e| Error::Usage(format!("cannot serialise the report: {e}")))?;
+    let result = crate::check::check(&current, baseline, check_opts);
+    match output {
+        crate::cli::CheckOutput::Table => result.write_table(out)?,
+        crate::cli::CheckOutput::Json => result.write_json(out)?,
+        crate::cli::CheckOutput::Junit => result.write_junit(out)?,
+    }
+    out.flush()?;
+    // SPEC §6: 1 (a failed check) comes before 3 (unreadable files).
+    Ok(if result.passed() { code } else { 1 })
 }
 
 #[cfg(test)]

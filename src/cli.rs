@@ -13,7 +13,7 @@ use crate::parse::time::{self, DurationUnit, TzSpec};
 
 /// The subcommand names; a first argument equal to one of them is that
 /// subcommand, anything else runs `report` (SPEC §3).
-pub const SUBCOMMANDS: &[&str] = &["report", "help"];
+pub const SUBCOMMANDS: &[&str] = &["report", "traces", "show", "check", "help"];
 
 /// hopscope: per-hop latency, propagation and failures from the logs of
 /// distributed systems.
@@ -29,6 +29,136 @@ pub struct Cli {
 pub enum Command {
     /// The summary per service, hop and chain (the default command).
     Report(ReportArgs),
+    /// One JSON object per request (NDJSON), in (start, request ID) order.
+    Traces(TracesArgs),
+    /// One request as a tree and a waterfall.
+    Show(ShowArgs),
+    /// A CI gate: budgets and a saved baseline; exit 1 on a regression.
+    #[command(after_help = crate::check::CHECK_AFTER_HELP)]
+    Check(CheckArgs),
+}
+
+/// Options of `traces`.
+#[derive(Debug, clap::Args)]
+pub struct TracesArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Only failed requests.
+    #[arg(long)]
+    pub failed: bool,
+    /// Only the N slowest requests (still written in start order).
+    #[arg(long, value_name = "N")]
+    pub slowest: Option<usize>,
+    /// Only requests that visit this service (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Vec<String>,
+    /// Only requests at least this slow, e.g. 250ms.
+    #[arg(long, value_name = "DURATION")]
+    pub min_latency: Option<String>,
+    /// Only requests whose chain matches this glob (`*`, `?`; braces are literal).
+    #[arg(long, value_name = "GLOB")]
+    pub chain: Option<String>,
+    /// Only incomplete requests (each with its reason).
+    #[arg(long)]
+    pub incomplete: bool,
+}
+
+/// Options of `show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The request ID, or a unique prefix of it.
+    pub request_id: String,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Columns to fill (default: the terminal's width).
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
+}
+
+/// Output of `check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    /// A table of checks with verdicts.
+    Table,
+    /// The `hopscope.check/v1` JSON document.
+    Json,
+    /// JUnit XML, one test case per check.
+    Junit,
+}
+
+/// Options of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// A report saved earlier with `report -o json`, to compare against.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// A budget such as `orders.p99<250ms` or `failure_rate<1%` (repeatable).
+    #[arg(long, value_name = "EXPR")]
+    pub budget: Vec<String>,
+    /// Largest allowed growth of a quantile over the baseline.
+    #[arg(long, default_value = "10%", value_name = "PERCENT")]
+    pub max_increase: String,
+    /// Largest allowed growth of a failure rate, in percentage points.
+    #[arg(long, default_value = "1", value_name = "POINTS")]
+    pub max_failure_increase: String,
+    /// Quantiles compared with the baseline.
+    #[arg(long, default_value = "p50,p90,p99", value_name = "LIST")]
+    pub metrics: String,
+    /// Groups with fewer samples are not compared (and are listed).
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub min_count: u64,
+    /// A budget whose subject has no data is skipped instead of failing.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = CheckOutput::Table)]
+    pub output: CheckOutput,
+}
+
+impl CheckArgs {
+    /// Validates the check options (usage errors, exit 2).
+    pub fn check_options(&self) -> Result<crate::check::CheckOptions, Error> {
+        let mut budgets = Vec::new();
+        for b in &self.budget {
+            budgets.push(crate::check::parse_budget(b).map_err(|e| Error::Usage(e.render()))?);
+        }
+        Ok(crate::check::CheckOptions {
+            budgets,
+            max_increase: crate::check::parse_percent(&self.max_increase)
+                .map_err(|e| Error::Usage(format!("--max-increase: {e}")))?,
+            max_failure_increase_pp: crate::check::parse_percentage_points(
+                &self.max_failure_increase,
+            )
+            .map_err(|e| Error::Usage(format!("--max-failure-increase: {e}")))?,
+            min_count: self.min_count,
+            metrics: crate::check::parse_metrics(&self.metrics)
+                .map_err(|e| Error::Usage(format!("--metrics: {e}")))?,
+            allow_missing: self.allow_missing,
+        })
+    }
+}
+
+impl TracesArgs {
+    /// The request filter.
+    pub fn filter(&self) -> Result<crate::app::TraceFilter, Error> {
+        let min_latency = self
+            .min_latency
+            .as_deref()
+            .map(|s| {
+                time::parse_cli_duration(s).map_err(|e| Error::Usage(format!("--min-latency: {e}")))
+            })
+            .transpose()?;
+        Ok(crate::app::TraceFilter {
+            failed: self.failed,
+            slowest: self.slowest,
+            services: self.service.clone(),
+            min_latency,
+            chain: self.chain.clone(),
+            incomplete: self.incomplete,
+        })
+    }
 }
 
 /// Output of `report`.

@@ -24,6 +24,7 @@
 
 pub mod app;
 pub mod assemble;
+pub mod check;
 pub mod cli;
 pub mod error;
 pub mod input;

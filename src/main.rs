@@ -7,6 +7,36 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use hopscope::cli::{Cli, Command, normalize_args};
+use hopscope::error::Error;
+
+fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Error> {
+    match command {
+        Command::Report(args) => {
+            let cfg = args.input.to_config()?;
+            hopscope::app::run_report(&cfg, &args.report_options(), out, err)
+        }
+        Command::Traces(args) => {
+            let cfg = args.input.to_config()?;
+            let filter = args.filter()?;
+            hopscope::app::run_traces(&cfg, &filter, out, err)
+        }
+        Command::Show(args) => {
+            let cfg = args.input.to_config()?;
+            hopscope::app::run_show(&cfg, &args.request_id, args.width, out, err)
+        }
+        Command::Check(args) => {
+            let cfg = args.input.to_config()?;
+            let opts = args.check_options()?;
+            let baseline = match &args.baseline {
+                None => None,
+                Some(p) => {
+                    Some(hopscope::check::load_report(p).map_err(|e| Error::Usage(e.to_string()))?)
+                }
+            };
+            hopscope::app::run_check(&cfg, &opts, baseline.as_ref(), args.output, out, err)
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let args = normalize_args(std::env::args_os().collect());
@@ -22,12 +52,7 @@ fn main() -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    let result = match cli.command {
-        Command::Report(args) => args.input.to_config().and_then(|cfg| {
-            hopscope::app::run_report(&cfg, &args.report_options(), &mut out, &mut err)
-        }),
-    };
-    match result {
+    match run(cli.command, &mut out, &mut err) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = e.exit_code();

@@ -208,6 +208,8 @@ pub fn write_table(
     writeln!(out, "{t}")?;
     more(out, report.chains.len(), top)?;
 
+    write_time_shares(report, top, out)?;
+
     let i = &report.input;
     let skipped: Vec<String> = i
         .skipped
@@ -250,6 +252,50 @@ pub fn write_table(
         writeln!(out, "warning[{}]: {}", w.code, sanitize(&w.message))?;
     }
     Ok(())
+}
+
+/// The critical-path table: the share of all requests' latency that each
+/// service's own work and each hop's propagation is responsible for.
+fn write_time_shares(report: &Report, top: usize, out: &mut dyn Write) -> std::io::Result<()> {
+    let total = total_time(&report.requests.latency_ms);
+    if total <= 0.0 {
+        return Ok(());
+    }
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    for s in &report.services {
+        let t = total_time(&s.critical_ms);
+        if t > 0.0 {
+            let kind = if s.virtual_ { "call" } else { "work" };
+            rows.push((format!("{} ({kind})", sanitize(&s.service)), t));
+        }
+    }
+    for h in &report.hops {
+        let t = total_time(&h.critical_ms);
+        if t > 0.0 {
+            rows.push((
+                format!("{} → {} (propagation)", sanitize(&h.from), sanitize(&h.to)),
+                t,
+            ));
+        }
+    }
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    writeln!(out, "\nWhere the time goes (critical path)")?;
+    let mut t = new_table(&["on the path", "share", "per request"]);
+    let requests = report
+        .requests
+        .latency_ms
+        .as_ref()
+        .map_or(1.0, |b| b.count.max(1) as f64);
+    for (name, time) in rows.iter().take(top) {
+        t.add_row(vec![
+            name.clone(),
+            format!("{:.1}%", time / total * 100.0),
+            fmt_ms(time / requests),
+        ]);
+    }
+    right_align(&mut t, 1);
+    writeln!(out, "{t}")?;
+    more(out, rows.len(), top)
 }
 
 fn more(out: &mut dyn Write, len: usize, top: usize) -> std::io::Result<()> {
