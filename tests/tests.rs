@@ -4,5 +4,8 @@
 mod cli;
 mod equivalence;
 mod examples;
+mod generated;
+
 mod testdata;
 mod util;
+mod workflows;

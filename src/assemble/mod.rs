@@ -98,6 +98,9 @@ pub struct AssembleOptions {
     pub skew: bool,
     /// `--max-visits`.
     pub max_visits: usize,
+    /// The first pass: only completeness, the root's start and skew
+    /// samples are computed (the figures come in the second pass).
+    pub skew_pass: bool,
 }
 
 /// How a visit got its parent.
@@ -219,9 +222,12 @@ pub fn assemble(
     offsets: Option<&Offsets>,
     opts: &AssembleOptions,
 ) -> Assembled {
-    let id = records
-        .first()
-        .map_or(String::new(), |r| universe.id_text(r.req));
+    // The first pass never shows the ID; formatting it costs per request.
+    let id = match records.first() {
+        Some(r) if !opts.skew_pass => universe.id_text(r.req),
+        _ => String::new(),
+    };
+
     tree::build(&id, records, universe, offsets, opts)
 }
 

@@ -95,8 +95,18 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
     let opts = AssembleOptions {
         skew,
         max_visits: 100,
+        skew_pass: false,
     };
-    let first = assemble(&records, &u, None, &opts);
+    let first_pass = AssembleOptions {
+        skew_pass: true,
+        ..opts.clone()
+    };
+    let first = assemble(&records, &u, None, &first_pass);
+    // The light first pass finds the same samples as a full assembly.
+    assert_eq!(
+        first.skew_samples,
+        assemble(&records, &u, None, &opts).skew_samples
+    );
     let mut samples = skew::SkewSamples::default();
     for (f, t, v) in first.skew_samples {
         samples.add(f, t, v);

@@ -233,10 +233,12 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
         })
         .collect();
     let intervals: Vec<(i64, i64)> = visits.iter().map(|v| v.anchor_interval(recs)).collect();
+    let anchors: std::collections::HashSet<usize> = servers.iter().map(|&(i, _)| i).collect();
     for &i in idxs {
-        if visits.iter().any(|v| v.sr == Some(i) || v.ss == Some(i)) {
+        if anchors.contains(&i) {
             continue;
         }
+
         let Some(r) = recs.get(i) else { continue };
         if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
             v.recs.push(i);
@@ -473,21 +475,32 @@ pub fn build(
 ) -> Assembled {
     let empty = Offsets::default();
     let offsets = offsets.unwrap_or(&empty);
-    // Visits, service by service.
-    let mut by_service: BTreeMap<SymId, Vec<usize>> = BTreeMap::new();
-    for (i, r) in recs.iter().enumerate() {
-        by_service.entry(r.service).or_default().push(i);
-    }
+    // Visits, service by service (record indices grouped by service, each
+    // group in time order).
+    let mut by_service: Vec<(SymId, usize)> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.service, i))
+        .collect();
+    by_service.sort_unstable();
     let mut visits: Vec<Visit> = Vec::new();
-    for (svc, idxs) in &by_service {
-        let with_spans = idxs
-            .iter()
-            .any(|&i| recs.get(i).is_some_and(|r| u.spans_of(r).span.is_some()));
-        let mut vs = if with_spans {
-            span_visits(*svc, idxs, recs, u)
-        } else {
-            plain_visits(*svc, idxs, recs)
+    let mut idxs: Vec<usize> = Vec::new();
+    for group in by_service.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(svc, _)) = group.first() else {
+            continue;
         };
+        idxs.clear();
+        idxs.extend(group.iter().map(|&(_, i)| i));
+        let with_spans = idxs.iter().any(|&i| {
+            recs.get(i)
+                .is_some_and(|r| r.spans != Record::NO_SPANS && u.spans_of(r).span.is_some())
+        });
+        let mut vs = if with_spans {
+            span_visits(svc, &idxs, recs, u)
+        } else {
+            plain_visits(svc, &idxs, recs)
+        };
+
         for v in &mut vs {
             finish_visit(v, recs, u);
         }
@@ -533,6 +546,9 @@ pub fn build(
         if let Some(c) = calls.get_mut(ci) {
             c.callee = Some(vi);
         }
+    }
+    if opts.skew_pass {
+        return skew_only(id, start, recs, u, &visits, &calls);
     }
     figures(id, start, recs, u, &visits, &calls, offsets, opts)
 }
@@ -676,6 +692,89 @@ fn link_parents(
         }
     }
     let _ = recs;
+}
+
+/// The roots (visits without a parent, earliest first).
+fn roots_of(visits: &[Visit]) -> Vec<usize> {
+    let mut roots: Vec<usize> = (0..visits.len())
+        .filter(|&i| visits.get(i).is_some_and(|v| v.parent.is_none()))
+        .collect();
+    roots.sort_by_key(|&r| visits.get(r).map(|v| (v.start, v.first)));
+    roots
+}
+
+/// The first incomplete reason that applies (SPEC §2), None when complete.
+fn completeness(
+    recs: &[Record],
+    u: &Universe,
+    visits: &[Visit],
+    calls: &[Call],
+    roots: &[usize],
+) -> Option<Incomplete> {
+    if let Some(r) = roots.first().and_then(|&r| visits.get(r)) {
+        let cr_without_cs = r
+            .calls
+            .iter()
+            .filter_map(|&ci| calls.get(ci))
+            .any(|c| c.cs.is_none() && c.cr.is_some());
+        if (!r.start_exact && r.has_events) || cr_without_cs {
+            return Some(Incomplete::NoRoot);
+        }
+    }
+    if roots.len() > 1 {
+        return Some(Incomplete::MultipleRoots);
+    }
+    if calls
+        .iter()
+        .any(|c| c.callee.is_none() && c.cr.is_none() && !u.is_virtual(c.target))
+    {
+        return Some(Incomplete::UnpairedCall);
+    }
+    let open = visits.iter().any(|v| {
+        let Some(sr) = v.sr.and_then(|i| recs.get(i)) else {
+            return false;
+        };
+        v.ss.is_none()
+            && sr.duration().is_none()
+            && !recs.iter().any(|r| r.service == v.service && r.ts > sr.ts)
+    });
+    open.then_some(Incomplete::OpenVisit)
+}
+
+/// The first pass only: completeness, the root's start and the skew samples
+/// of exact cs/cr hops, without any figure.
+fn skew_only(
+    id: &str,
+    first_start: i64,
+    recs: &[Record],
+    u: &Universe,
+    visits: &[Visit],
+    calls: &[Call],
+) -> Assembled {
+    let roots = roots_of(visits);
+    let incomplete = completeness(recs, u, visits, calls, &roots);
+    let mut skew_samples = Vec::new();
+    for v in visits.iter().filter(|v| !v.virtual_ && v.exact()) {
+        let (Link::Call(ci), Some(p)) = (v.link, v.parent.and_then(|p| visits.get(p))) else {
+            continue;
+        };
+        if let Some((cs, cr)) = calls.get(ci).and_then(|c| c.cs.zip(c.cr)) {
+            skew_samples.push((p.service, v.service, (v.start - cs) - (cr - v.end)));
+        }
+    }
+    let root = roots.first().and_then(|&r| visits.get(r));
+    Assembled {
+        id: id.to_string(),
+        start: root.map_or(first_start, |r| r.start),
+        latency: root.map_or(0, |r| r.end - r.start),
+        failed: visits.iter().any(|v| v.failed),
+        root_failed: root.is_some_and(|r| r.failed),
+        incomplete,
+        chain: String::new(),
+        visits: Vec::new(),
+        unclaimed: Vec::new(),
+        skew_samples,
+    }
 }
 
 /// One interval a parent saw a child (or call) take, for the critical path.
@@ -837,18 +936,12 @@ fn figures(
 ) -> Assembled {
     let n = visits.len();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut roots = Vec::new();
     for (vi, v) in visits.iter().enumerate() {
-        match v.parent {
-            Some(p) => {
-                if let Some(c) = children.get_mut(p) {
-                    c.push(vi);
-                }
-            }
-            None => roots.push(vi),
+        if let Some(c) = v.parent.and_then(|p| children.get_mut(p)) {
+            c.push(vi);
         }
     }
-    roots.sort_by_key(|&r| visits.get(r).map(|v| (v.start, v.first)));
+    let roots = roots_of(visits);
     // Offsets top-down: skew per pair, then Jaeger moves of rule-2 children.
     let mut off = vec![0i64; n];
     let mut adjusted = vec![false; n];
@@ -1101,40 +1194,7 @@ fn figures(
     }
     // The root, completeness, critical path and chain.
     let root = roots.first().copied();
-    let mut incomplete = None;
-    if let Some(r) = root.and_then(|r| visits.get(r)) {
-        let cr_without_cs = r
-            .calls
-            .iter()
-            .filter_map(|&ci| calls.get(ci))
-            .any(|c| c.cs.is_none() && c.cr.is_some());
-        if (!r.start_exact && r.has_events) || cr_without_cs {
-            incomplete = Some(Incomplete::NoRoot);
-        }
-    }
-    if incomplete.is_none() && roots.len() > 1 {
-        incomplete = Some(Incomplete::MultipleRoots);
-    }
-    if incomplete.is_none()
-        && calls
-            .iter()
-            .any(|c| c.callee.is_none() && c.cr.is_none() && !u.is_virtual(c.target))
-    {
-        incomplete = Some(Incomplete::UnpairedCall);
-    }
-    if incomplete.is_none() {
-        let open = visits.iter().any(|v| {
-            let Some(sr) = v.sr.and_then(|i| recs.get(i)) else {
-                return false;
-            };
-            v.ss.is_none()
-                && sr.duration().is_none()
-                && !recs.iter().any(|r| r.service == v.service && r.ts > sr.ts)
-        });
-        if open {
-            incomplete = Some(Incomplete::OpenVisit);
-        }
-    }
+    let incomplete = completeness(recs, u, visits, calls, &roots);
     let (latency, root_failed, root_start) = match root.and_then(|r| visits.get(r)) {
         Some(r) => (r.end - r.start, r.failed, r.start),
         None => (0, false, first_start),

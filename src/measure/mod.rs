@@ -230,7 +230,13 @@ impl Stats {
         for s in logged {
             *self.requests_per_service.entry(s).or_insert(0) += 1;
         }
-        let chain = self.chains.entry(a.chain.clone()).or_default();
+        if !self.chains.contains_key(&a.chain) {
+            self.chains.insert(a.chain.clone(), ChainStats::default());
+        }
+        let Some(chain) = self.chains.get_mut(&a.chain) else {
+            return;
+        };
+
         chain.requests += 1;
         chain.latency.record(a.latency);
         chain.slowest.offer(a.latency, &a.id);
