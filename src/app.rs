@@ -476,32 +476,43 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
     let since = resolve_bound(&cfg.since, newest);
     let until = resolve_bound(&cfg.until, newest);
     let u = &loaded.universe;
-    let first: Vec<(Piece, SkewSamples)> = ranges
+    // Each worker keeps its own pieces and samples; the samples merge by
+    // concatenation (their median does not depend on order) and the pieces
+    // are put back in request-ID order.
+    let (mut pieces, samples) = ranges
         .into_par_iter()
-        .map(|range| {
-            let slice = recs.get(range.clone()).unwrap_or_default();
-            let a = assemble::assemble(slice, u, None, &first_pass);
-            let selected = since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
-            let mut samples = SkewSamples::default();
-            if selected && a.incomplete.is_none() {
-                for &(from, to, v) in &a.skew_samples {
-                    samples.add(from, to, v);
+        .enumerate()
+        .fold(
+            || (Vec::new(), SkewSamples::default()),
+            |(mut pieces, mut samples), (index, range)| {
+                let slice = recs.get(range.clone()).unwrap_or_default();
+                let a = assemble::assemble(slice, u, None, &first_pass);
+                let selected =
+                    since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
+                if selected && a.incomplete.is_none() {
+                    for &(from, to, v) in &a.skew_samples {
+                        samples.add(from, to, v);
+                    }
                 }
-            }
-            let piece = Piece {
-                range,
-                start: a.start,
-                selected,
-            };
-            (piece, samples)
-        })
-        .collect();
-    let mut samples = SkewSamples::default();
-    let mut pieces = Vec::with_capacity(first.len());
-    for (p, s) in first {
-        pieces.push(p);
-        samples.merge(s);
-    }
+                let piece = Piece {
+                    range,
+                    start: a.start,
+                    selected,
+                };
+                pieces.push((index, piece));
+                (pieces, samples)
+            },
+        )
+        .reduce(
+            || (Vec::new(), SkewSamples::default()),
+            |(mut pa, mut sa), (mut pb, sb)| {
+                pa.append(&mut pb);
+                sa.merge(sb);
+                (pa, sa)
+            },
+        );
+    pieces.par_sort_unstable_by_key(|(i, _)| *i);
+    let pieces: Vec<Piece> = pieces.into_iter().map(|(_, p)| p).collect();
     let (skew_pairs, offsets) = samples.resolve(cfg.skew, cfg.skew_threshold);
     Prepared {
         loaded,

@@ -2,7 +2,7 @@
 //! line), the interner that gives services and peers small integer ids, and
 //! the event kinds of SPEC §2.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Index of a service (or a raw peer text) in an [`Interner`].
 pub type SymId = u32;
@@ -24,6 +24,18 @@ impl Kind {
     /// Classifies an event value case-insensitively; other values mean no kind.
     pub fn from_value(value: &str) -> Option<Kind> {
         let v = value.trim();
+        // Fast path for the exact lower-case spellings most logs use.
+        match v {
+            "sr" | "server_recv" => return Some(Kind::ServerRecv),
+            "ss" | "server_send" => return Some(Kind::ServerSend),
+            "cs" | "client_send" => return Some(Kind::ClientSend),
+            "cr" | "client_recv" => return Some(Kind::ClientRecv),
+            _ => {}
+        }
+        if v.len() > 17 {
+            return None;
+        }
+
         let eq = |names: &[&str]| names.iter().any(|n| v.eq_ignore_ascii_case(n));
         if eq(&[
             "sr",
@@ -269,18 +281,29 @@ impl Record {
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
     names: Vec<String>,
-    ids: HashMap<String, SymId>,
+    ids: FxHashMap<String, SymId>,
+    /// The last id handed out: lines of one file mostly repeat one name.
+    last: Option<SymId>,
 }
 
 impl Interner {
     /// The id of `name`, adding it when new.
     pub fn intern(&mut self, name: &str) -> SymId {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        if let Some(last) = self.last {
+            if self.names.get(last as usize).is_some_and(|n| n == name) {
+                return last;
+            }
         }
-        let id = self.names.len() as SymId;
-        self.names.push(name.to_string());
-        self.ids.insert(name.to_string(), id);
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as SymId;
+                self.names.push(name.to_string());
+                self.ids.insert(name.to_string(), id);
+                id
+            }
+        };
+        self.last = Some(id);
         id
     }
 
