@@ -289,10 +289,10 @@ pub struct Interner {
 impl Interner {
     /// The id of `name`, adding it when new.
     pub fn intern(&mut self, name: &str) -> SymId {
-        if let Some(last) = self.last {
-            if self.names.get(last as usize).is_some_and(|n| n == name) {
-                return last;
-            }
+        if let Some(last) = self.last
+            && self.names.get(last as usize).is_some_and(|n| n == name)
+        {
+            return last;
         }
         let id = match self.ids.get(name) {
             Some(&id) => id,
