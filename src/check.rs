@@ -1179,11 +1179,21 @@ pub fn check(current: &Value, baseline: Option<&Value>, opts: &CheckOptions) -> 
         }
     }
     if result.checks.is_empty() {
+        let message = if baseline.is_some() {
+            format!(
+                "nothing was checked: every group has fewer than --min-count {} samples \
+                 (lower --min-count, or give --budget)",
+                opts.min_count
+            )
+        } else {
+            "nothing was checked: give --budget or --baseline".to_string()
+        };
         result.warnings.push(Warning {
             code: "nothing_checked".to_string(),
-            message: "nothing was checked: give --budget or --baseline".to_string(),
+            message,
         });
     }
+
     result.warnings.sort_by(|a, b| a.code.cmp(&b.code));
     result
 }

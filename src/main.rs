@@ -57,8 +57,20 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             if code != 0 {
-                let _ = writeln!(err, "hopscope: {e}");
+                // Continuation lines (a caret under a budget's fault) are
+                // indented past the prefix so they stay aligned.
+                const PREFIX: &str = "hopscope: ";
+                let text = e.to_string();
+                for (i, line) in text.lines().enumerate() {
+                    let lead = if i == 0 {
+                        PREFIX.to_string()
+                    } else {
+                        " ".repeat(PREFIX.len())
+                    };
+                    let _ = writeln!(err, "{lead}{line}");
+                }
             }
+
             ExitCode::from(code)
         }
     }

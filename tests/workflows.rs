@@ -207,9 +207,6 @@ fn check_with_the_default_min_count_compares_nothing_on_the_sample() {
 }
 
 #[test]
-#[ignore = "bug: when --baseline is given but every group is under \
-            --min-count, the nothing_checked warning still says `give \
-            --budget or --baseline` instead of pointing at --min-count"]
 fn the_nothing_checked_warning_points_at_min_count() {
     let base = baseline();
     let base = base.path().to_str().unwrap();
@@ -395,9 +392,6 @@ fn an_invalid_budget_is_a_usage_error_with_a_caret_line() {
 }
 
 #[test]
-#[ignore = "bug: on stderr the caret sits 10 columns left of the fault: \
-            BudgetError::render pads for `invalid budget: ` but main prints \
-            `hopscope: ` before it"]
 fn the_caret_sits_under_the_fault() {
     for (budget, offset, _) in INVALID_BUDGETS {
         let out = run_expect(&["check", &logs(), "--budget", budget], 2);
@@ -1201,9 +1195,6 @@ fn show_of_an_unknown_id_is_a_usage_error() {
 }
 
 #[test]
-#[ignore = "bug: --width is not honoured below 109 columns: the legend is \
-            109 columns whatever the width, req-03's title 99, and the rows \
-            never shrink below 86"]
 fn show_fits_the_width_of_an_80_column_terminal() {
     let out = show(&["req-03", &logs(), "--width", "80"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -63,6 +63,23 @@ fn tree_order(a: &Assembled) -> Vec<(usize, usize)> {
     out
 }
 
+/// `s` cut to `w` characters, with `…` where it was cut.
+fn clip(s: &str, w: usize) -> String {
+    if char_width(s) <= w {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// `s` cut into lines of at most `w` characters.
+fn hard_wrap(s: &str, w: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.chunks(w.max(1)).map(|c| c.iter().collect()).collect()
+}
+
 fn char_width(s: &str) -> usize {
     s.chars().count()
 }
@@ -128,27 +145,37 @@ pub fn write_show(
         Some(r) => format!("incomplete ({})", r.name()),
     };
     let failed = if a.root_failed {
-        paint(RED, " · FAILED at the root")
+        " · FAILED at the root"
     } else if a.failed {
-        paint(RED, " · failed below the root")
+        " · failed below the root"
     } else {
-        String::new()
+        ""
     };
+    let title = clip(
+        &format!("request {} · {status}{failed}", sanitize(&a.id)),
+        style.width,
+    );
+    let title = if a.failed {
+        paint(RED, &title)
+    } else {
+        paint(BOLD, &title)
+    };
+    writeln!(out, "{title}")?;
     writeln!(
         out,
         "{}",
-        paint(
-            BOLD,
+        clip(
             &format!(
-                "request {} · {} · latency {} · {}",
-                sanitize(&a.id),
+                "{} · latency {}",
                 format_rfc3339_ns(a.start),
-                fmt_ms(ns_to_ms(a.latency)),
-                status
-            )
-        ) + &failed
+                fmt_ms(ns_to_ms(a.latency))
+            ),
+            style.width
+        )
     )?;
-    writeln!(out, "chain {}", sanitize(&a.chain))?;
+    for line in hard_wrap(&format!("chain {}", sanitize(&a.chain)), style.width) {
+        writeln!(out, "{line}")?;
+    }
     let order = tree_order(a);
     let t0 = a.visits.first().map_or(a.start, |v| v.start);
     let t1 = a
@@ -169,26 +196,32 @@ pub fn write_show(
             name
         })
         .collect();
+    const NUM: usize = 8;
+    const MARKS: usize = 6;
+    const MIN_BAR: usize = 10;
+    // Numbers, marks and the narrowest bar take this much; the names get
+    // what is left (at least 8 columns), the bar the rest.
+    let fixed = 4 * (NUM + 1) + 1 + MARKS + 1;
+    let name_room = style.width.saturating_sub(fixed + MIN_BAR).max(8);
     let name_w = labels
         .iter()
         .map(|l| char_width(l))
         .max()
         .unwrap_or(8)
-        .clamp(8, 36);
-    const NUM: usize = 9;
-    let fixed = name_w + 4 * (NUM + 1) + 12 + 2;
-    let cols = style.width.saturating_sub(fixed).max(10);
-    writeln!(
-        out,
-        "{} {} {} {} {}  {:<11} {}",
+        .clamp(8, 36)
+        .min(name_room);
+    let cols = style.width.saturating_sub(fixed + name_w).max(MIN_BAR);
+    let header = format!(
+        "{} {} {} {} {} {} {}",
         pad("visit", name_w),
         lpad("start", NUM),
         lpad("proc", NUM),
         lpad("self", NUM),
         lpad("prop", NUM),
-        "marks",
+        pad("marks", MARKS),
         pad(&format!("0 … {}", fmt_ms(ns_to_ms(t1 - t0))), cols)
-    )?;
+    );
+    writeln!(out, "{}", header.trim_end())?;
     for (row, &(i, _)) in order.iter().enumerate() {
         let v = &a.visits[i];
         let mut marks = String::new();
@@ -215,13 +248,13 @@ pub fn write_show(
             opt_ms(v.processing)
         };
         let line = format!(
-            "{} {} {} {} {}  {} {}",
-            pad(&labels[row], name_w),
+            "{} {} {} {} {} {} {}",
+            pad(&clip(&labels[row], name_w), name_w),
             lpad(&format!("+{}", fmt_ms(ns_to_ms(v.start - t0))), NUM),
             lpad(&proc, NUM),
             lpad(&opt_ms(v.self_time), NUM),
             lpad(&opt_ms(v.propagation), NUM),
-            pad(&marks, 11),
+            pad(&marks, MARKS),
             bar(v, t0, t1 - t0, cols)
         );
         let line = if v.failed {
@@ -241,10 +274,28 @@ pub fn write_show(
             )?;
         }
     }
-    writeln!(
-        out,
-        "● critical path  ✗ failed  ◆ failure origin  ~ estimated  ⇄ clock shifted  █ on the path  ░ off it  ▒ virtual"
-    )?;
+    const LEGEND: [&str; 8] = [
+        "● critical path",
+        "✗ failed",
+        "◆ failure origin",
+        "~ estimated",
+        "⇄ clock shifted",
+        "█ on the path",
+        "░ off it",
+        "▒ virtual",
+    ];
+    let mut line = String::new();
+    for item in LEGEND {
+        if !line.is_empty() && char_width(&line) + 2 + char_width(item) > style.width {
+            writeln!(out, "{line}")?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str("  ");
+        }
+        line.push_str(item);
+    }
+    writeln!(out, "{line}")?;
     writeln!(out)
 }
 
