@@ -2,7 +2,9 @@
 //! IDs), calls paired inside caller visits, parent links in the SPEC's
 //! order, offsets, and the figures of every visit and hop.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     AssembleOptions, Assembled, Incomplete, Link, Offsets, UnclaimedCall, Universe, VisitFigures,
@@ -233,9 +235,15 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
         })
         .collect();
     let intervals: Vec<(i64, i64)> = visits.iter().map(|v| v.anchor_interval(recs)).collect();
-    let anchors: std::collections::HashSet<usize> = servers.iter().map(|&(i, _)| i).collect();
+    // Which records anchor a visit (sr/ss): they are not assigned again.
+    let mut anchors = vec![false; recs.len()];
+    for &(i, _) in &servers {
+        if let Some(a) = anchors.get_mut(i) {
+            *a = true;
+        }
+    }
     for &i in idxs {
-        if anchors.contains(&i) {
+        if anchors.get(i).copied().unwrap_or(false) {
             continue;
         }
 
@@ -268,7 +276,7 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) ->
     // Each span without server events joins the visit of its parent span
     // when that span belongs to the same service (repeatedly).
     let names: Vec<IdKey> = groups.keys().copied().collect();
-    let mut owner: HashMap<IdKey, IdKey> = HashMap::new();
+    let mut owner: HashMap<IdKey, IdKey> = HashMap::default();
     for &name in &names {
         let mut cur = name;
         for _ in 0..names.len() {
@@ -578,7 +586,7 @@ fn link_parents(
     logged: usize,
 ) {
     // 1. Parent spans carried by some visit.
-    let mut carrier: HashMap<IdKey, usize> = HashMap::new();
+    let mut carrier: HashMap<IdKey, usize> = HashMap::default();
     for (vi, v) in visits.iter().enumerate().take(logged) {
         for s in &v.spans {
             carrier.entry(*s).or_insert(vi);
@@ -801,7 +809,7 @@ struct Walk<'a> {
     items: &'a [Vec<Item>],
     critical: Vec<i64>,
     critical_prop: Vec<i64>,
-    unclaimed: HashMap<usize, i64>,
+    unclaimed: Vec<i64>,
 }
 
 impl Walk<'_> {
@@ -836,7 +844,11 @@ impl Walk<'_> {
                         self.walk(c, cs, ce, depth + 1);
                     }
                     Target::Virtual(c) => self.charge_visit(c, f - b),
-                    Target::Unclaimed(u) => *self.unclaimed.entry(u).or_insert(0) += f - b,
+                    Target::Unclaimed(u) => {
+                        if let Some(x) = self.unclaimed.get_mut(u) {
+                            *x += f - b;
+                        }
+                    }
                 }
                 t = b;
             }
@@ -851,55 +863,75 @@ impl Walk<'_> {
     }
 }
 
-/// Escapes a service name for a chain string.
-fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
+/// Appends a service name to a chain string, escaping `> { } , \\` and
+/// whitespace.
+fn push_escaped(out: &mut String, name: &str) {
     for ch in name.chars() {
         if matches!(ch, '>' | '{' | '}' | ',' | '\\') || ch.is_whitespace() {
             out.push('\\');
         }
         out.push(ch);
     }
-    out
 }
 
-fn chain_of(
+/// Appends the chain of the subtree at `v` (SPEC §2 Chains): siblings in
+/// corrected-start order, ties by their chain text.
+fn chain_of<'n>(
     v: usize,
     children: &[Vec<usize>],
     starts: &[i64],
-    names: &dyn Fn(usize) -> String,
+    name: &dyn Fn(usize) -> &'n str,
+
     depth: usize,
-) -> String {
-    let mut s = escape(&names(v));
+    out: &mut String,
+) {
+    push_escaped(out, name(v));
     if depth >= MAX_DEPTH {
-        return s;
+        return;
     }
-    let mut kids: Vec<(i64, String)> = children
-        .get(v)
-        .into_iter()
-        .flatten()
-        .map(|&c| {
-            (
-                starts.get(c).copied().unwrap_or(0),
-                chain_of(c, children, starts, names, depth + 1),
-            )
-        })
-        .collect();
-    kids.sort();
-    match kids.len() {
-        0 => {}
-        1 => {
-            s.push('>');
-            s.push_str(kids.first().map(|k| k.1.as_str()).unwrap_or(""));
+    let kids = children.get(v).map_or(&[][..], Vec::as_slice);
+    match kids {
+        [] => {}
+        [only] => {
+            out.push('>');
+            chain_of(*only, children, starts, name, depth + 1, out);
         }
         _ => {
-            s.push_str(">{");
-            let parts: Vec<&str> = kids.iter().map(|k| k.1.as_str()).collect();
-            s.push_str(&parts.join(","));
-            s.push('}');
+            let start = |c: usize| starts.get(c).copied().unwrap_or(0);
+            let mut order: Vec<usize> = kids.to_vec();
+            order.sort_by_key(|&c| start(c));
+            out.push_str(">{");
+            let tied = order
+                .windows(2)
+                .any(|w| matches!(w, [a, b] if start(*a) == start(*b)));
+            if tied {
+                // Equal starts are ordered by their own chain text.
+                let mut texts: Vec<(i64, String)> = order
+                    .iter()
+                    .map(|&c| {
+                        let mut t = String::new();
+                        chain_of(c, children, starts, name, depth + 1, &mut t);
+                        (start(c), t)
+                    })
+                    .collect();
+                texts.sort();
+                for (k, (_, t)) in texts.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(t);
+                }
+            } else {
+                for (k, &c) in order.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    chain_of(c, children, starts, name, depth + 1, out);
+                }
+            }
+            out.push('}');
         }
     }
-    s
 }
 
 fn union_len(mut iv: Vec<(i64, i64)>) -> i64 {
@@ -999,11 +1031,13 @@ fn figures(
     let mut figs: Vec<VisitFigures> = Vec::with_capacity(n);
     let mut items: Vec<Vec<Item>> = vec![Vec::new(); n];
     let mut unclaimed: Vec<UnclaimedCall> = Vec::new();
-    let mut unclaimed_of_call: HashMap<usize, usize> = HashMap::new();
+    let mut unclaimed_of_call: Vec<Option<usize>> = vec![None; calls.len()];
     let mut skew_samples = Vec::new();
     for (ci, c) in calls.iter().enumerate() {
         if c.callee.is_none() {
-            unclaimed_of_call.insert(ci, unclaimed.len());
+            if let Some(x) = unclaimed_of_call.get_mut(ci) {
+                *x = Some(unclaimed.len());
+            }
             unclaimed.push(UnclaimedCall {
                 caller: c.caller,
                 target: c.target,
@@ -1140,7 +1174,9 @@ fn figures(
     }
     // Unclaimed calls on the critical path.
     for (ci, c) in calls.iter().enumerate() {
-        let (Some(&ui), Some(cs), Some(cr)) = (unclaimed_of_call.get(&ci), c.cs, c.cr) else {
+        let (Some(ui), Some(cs), Some(cr)) =
+            (unclaimed_of_call.get(ci).copied().flatten(), c.cs, c.cr)
+        else {
             continue;
         };
         let po = get(&off, c.caller);
@@ -1205,7 +1241,7 @@ fn figures(
         items: &items,
         critical: vec![0; n],
         critical_prop: vec![0; n],
-        unclaimed: HashMap::new(),
+        unclaimed: vec![0; unclaimed.len()],
     };
     if let Some(r) = root {
         walk.walk(r, get(&cstart, r), get(&cend, r), 0);
@@ -1214,7 +1250,7 @@ fn figures(
         f.critical = walk.critical.get(vi).copied().unwrap_or(0);
         f.critical_propagation = walk.critical_prop.get(vi).copied().unwrap_or(0);
     }
-    for (ui, d) in walk.unclaimed {
+    for (ui, d) in walk.unclaimed.into_iter().enumerate() {
         if let Some(x) = unclaimed.get_mut(ui) {
             x.critical = d;
         }
@@ -1228,14 +1264,11 @@ fn figures(
             c.push(vi);
         }
     }
-    let names = |vi: usize| {
-        visits
-            .get(vi)
-            .map_or(String::new(), |v| u.name(v.service).to_string())
-    };
-    let chain = root.map_or(String::new(), |r| {
-        chain_of(r, &chain_children, &cstart, &names, 0)
-    });
+    let name = |vi: usize| visits.get(vi).map_or("", |v| u.name(v.service));
+    let mut chain = String::new();
+    if let Some(r) = root {
+        chain_of(r, &chain_children, &cstart, &name, 0, &mut chain);
+    }
     // Visits in corrected-start order; parents re-indexed.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| {
