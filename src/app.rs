@@ -18,7 +18,7 @@ use crate::measure::Stats;
 use crate::model::{Interner, Record};
 use crate::parse::detect::{self, LineFormat};
 use crate::parse::fields::Schema;
-use crate::parse::{self, FileContext, LineRules};
+use crate::parse::{self, FileContext, FileFormat, FileReader, LineRules};
 use crate::report::{self, InputFacts, Report};
 
 /// The stack each worker thread gets: request trees are walked recursively.
@@ -158,6 +158,100 @@ fn line_rules(cfg: &Config) -> LineRules {
     }
 }
 
+/// How many non-blank lines decide a file's format (SPEC §1).
+const SNIFF_LINES: usize = 32;
+
+/// Decides how a file's lines are read: an envelope if most sampled lines
+/// have one, then the inner format — forced, or the one most lines parse as
+/// (ties to json); a preset is taken by itself only when no line of the
+/// sample carries a request ID by field name and one preset fits most lines.
+pub fn choose_reader(data: &[u8], cfg: &Config, schema: &Schema) -> FileReader {
+    let sample: Vec<&[u8]> = parse::lines(data)
+        .map(|(_, l)| l)
+        .filter(|l| l.len() <= cfg.max_line && !detect::is_blank(l))
+        .take(SNIFF_LINES)
+        .collect();
+    let envelope = parse::container::detect_envelope(sample.iter().copied());
+    let unwrapped: Vec<std::borrow::Cow<'_, [u8]>> = match envelope {
+        None => sample
+            .iter()
+            .map(|l| std::borrow::Cow::Borrowed(*l))
+            .collect(),
+        Some(env) => sample
+            .iter()
+            .filter_map(|l| parse::container::unwrap_line(l, env).map(|u| u.inner))
+            .collect(),
+    };
+    let inner: Vec<&[u8]> = unwrapped.iter().map(|c| c.as_ref()).collect();
+    if let Some(p) = &cfg.pattern {
+        return FileReader {
+            envelope,
+            format: Some(FileFormat::Regex(p.clone())),
+        };
+    }
+    if let Some(f) = cfg.format {
+        return FileReader {
+            envelope,
+            format: Some(f.into()),
+        };
+    }
+    let detected = detect::detect(inner.iter().copied(), schema);
+    let has_ids = |f: LineFormat| {
+        inner.iter().any(|l| {
+            let fields = match f {
+                LineFormat::Json => parse::json::parse_json(l, schema),
+                LineFormat::Logfmt => parse::logfmt::parse_logfmt(l, schema),
+            };
+            fields.is_ok_and(|f| f.get(parse::fields::Role::RequestId).is_some())
+        })
+    };
+    if detected.is_some_and(has_ids) {
+        return FileReader {
+            envelope,
+            format: detected.map(FileFormat::from),
+        };
+    }
+    if let Some(name) = parse::regex::detect_preset(inner.iter().copied()) {
+        if let Ok(p) = parse::regex::Pattern::preset(name) {
+            return FileReader {
+                envelope,
+                format: Some(FileFormat::Regex(std::sync::Arc::new(p))),
+            };
+        }
+    }
+    FileReader {
+        envelope,
+        format: detected.map(FileFormat::from),
+    }
+}
+
+/// The service a file's lines get when they name none, and the rule that
+/// chose it (for `hopscope files`).
+pub fn file_service(f: &InputFile, reader: &FileReader, cfg: &Config) -> (String, &'static str) {
+    if cfg.service_from.is_some() {
+        return (f.service.clone(), "--service-from");
+    }
+    if let Some(s) = parse::container::kubernetes_service(&f.path) {
+        return (s, "kubernetes file name");
+    }
+    let prefix = reader
+        .format
+        .as_ref()
+        .and_then(FileFormat::pattern)
+        .is_some_and(|p| p.service_from_file_prefix());
+    if prefix {
+        let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(s) = name.as_deref().and_then(parse::regex::file_prefix_service) {
+            return (s, "file-name prefix");
+        }
+    }
+    if f.is_stdin() {
+        (f.service.clone(), "standard input")
+    } else {
+        (f.service.clone(), "path")
+    }
+}
+
 /// The 1-based line number of byte `offset` in `data`.
 fn line_number(data: &[u8], offset: u64) -> u64 {
     let end = usize::try_from(offset)
@@ -200,25 +294,31 @@ pub fn normalize_peer(peer: &str) -> String {
 /// Parses every file in parallel and interns services and peers.
 pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let rules = line_rules(cfg);
-    // Format per file, decided once from its first non-blank lines.
-    let formats: Vec<Option<LineFormat>> = inputs
+    // How each file is read, decided once from its first non-blank lines.
+    let readers: Vec<FileReader> = inputs
         .sources
         .iter()
-        .map(|s| match (s, cfg.format) {
-            (None, _) => None,
-            (Some(_), Some(f)) => Some(f),
-            (Some(src), None) => detect::detect(
-                parse::lines(src)
-                    .map(|(_, l)| l)
-                    .filter(|l| l.len() <= cfg.max_line),
-                &rules.schema,
-            ),
+        .map(|s| match s {
+            None => FileReader::default(),
+            Some(src) => choose_reader(src, cfg, &rules.schema),
         })
+        .collect();
+    let services: Vec<String> = inputs
+        .files
+        .iter()
+        .zip(&readers)
+        .map(|(f, r)| file_service(f, r, cfg).0)
         .collect();
     let mut jobs: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     for (i, s) in inputs.sources.iter().enumerate() {
         if let Some(src) = s {
-            for r in input::chunk_ranges(src, cfg.chunk_size) {
+            // Container files are read in one piece: partial lines join
+            // across what would be chunk boundaries.
+            let target = match readers.get(i).and_then(|r| r.envelope) {
+                Some(_) => usize::MAX,
+                None => cfg.chunk_size,
+            };
+            for r in input::chunk_ranges(src, target) {
                 jobs.push((i, r));
             }
         }
@@ -230,10 +330,11 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             let source = inputs.sources.get(*i).and_then(Option::as_ref);
             let src: &[u8] = source.map(|s| &s[..]).unwrap_or_default();
             let file = inputs.files.get(*i);
+            let default_reader = FileReader::default();
             let ctx = FileContext {
                 file: file.map_or(0, |f| f.id),
-                path_service: file.map_or("", |f| f.service.as_str()),
-                format: formats.get(*i).copied().flatten(),
+                path_service: services.get(*i).map_or("", String::as_str),
+                reader: readers.get(*i).unwrap_or(&default_reader),
             };
             let data = src.get(range.clone()).unwrap_or_default();
             let parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
@@ -547,11 +648,14 @@ fn options_json(cfg: &Config) -> serde_json::Value {
         "peer_aliases": cfg.peer_aliases,
         "service_from": cfg.service_from.map(|s| s.to_string()),
         "time_format": cfg.time_format,
-        "format": match cfg.format {
-            None => "auto",
-            Some(LineFormat::Json) => "json",
-            Some(LineFormat::Logfmt) => "logfmt",
+        "format": match (cfg.format, &cfg.pattern) {
+            (_, Some(_)) => "regex",
+            (None, None) => "auto",
+            (Some(LineFormat::Json), None) => "json",
+            (Some(LineFormat::Logfmt), None) => "logfmt",
         },
+        "pattern": cfg.pattern.as_ref().map(|p| p.as_str().to_string()),
+
     })
 }
 

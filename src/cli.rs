@@ -200,6 +200,8 @@ pub enum FormatArg {
     Auto,
     Json,
     Logfmt,
+    /// Text lines read by `--pattern` or `--preset`.
+    Regex,
 }
 
 /// Whether clock-skew correction runs.
@@ -227,6 +229,15 @@ pub struct InputArgs {
     /// Input format; detected per file by default.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
+    /// A regex with named groups (request_id, ts, service, span, parent,
+    /// event, peer, duration[_s|_ms|_us|_ns], level, status, error, msg)
+    /// for text logs; implies `--format regex`.
+    #[arg(long, value_name = "REGEX", conflicts_with = "preset")]
+    pub pattern: Option<String>,
+    /// A named regex format (`hopscope formats` lists them); implies
+    /// `--format regex`.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
 
     /// Request ID field names (comma-separated dotted paths), replacing the defaults.
     #[arg(long, value_name = "NAMES")]
@@ -377,6 +388,8 @@ pub struct Config {
     pub paths: Vec<PathBuf>,
     /// Forced format, or None to detect.
     pub format: Option<crate::parse::detect::LineFormat>,
+    /// `--pattern`/`--preset`, compiled: every file is read with it.
+    pub pattern: Option<std::sync::Arc<crate::parse::regex::Pattern>>,
     /// Field overrides per role (only those given).
     pub field_overrides: Vec<(Role, Vec<String>)>,
     /// Zone for timestamps without offset.
@@ -462,10 +475,33 @@ impl InputArgs {
     pub fn to_config(&self) -> Result<Config, Error> {
         let usage = |m: String| Error::Usage(m);
         let format = match self.format {
-            FormatArg::Auto => None,
+            FormatArg::Auto | FormatArg::Regex => None,
             FormatArg::Json => Some(crate::parse::detect::LineFormat::Json),
             FormatArg::Logfmt => Some(crate::parse::detect::LineFormat::Logfmt),
         };
+        let pattern = match (&self.pattern, &self.preset) {
+            (Some(p), _) => Some(
+                crate::parse::regex::Pattern::new(p)
+                    .map_err(|e| usage(format!("--pattern: {e}")))?,
+            ),
+            (None, Some(name)) => Some(
+                crate::parse::regex::Pattern::preset(name)
+                    .map_err(|e| usage(format!("--preset: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        if self.format == FormatArg::Regex && pattern.is_none() {
+            return Err(usage(
+                "--format regex needs --pattern or --preset (hopscope formats lists the presets)"
+                    .into(),
+            ));
+        }
+        if pattern.is_some() && matches!(self.format, FormatArg::Json | FormatArg::Logfmt) {
+            return Err(usage(
+                "--pattern/--preset read text lines; they cannot be combined with --format json or logfmt"
+                    .into(),
+            ));
+        }
         let mut field_overrides = Vec::new();
         let given = [
             (Role::RequestId, &self.id_field),
@@ -567,6 +603,7 @@ impl InputArgs {
         Ok(Config {
             paths: self.paths.clone(),
             format,
+            pattern: pattern.map(std::sync::Arc::new),
             field_overrides,
             tz,
             tz_by_service,

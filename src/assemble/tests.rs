@@ -11,7 +11,7 @@ use crate::model::{IdKey, Interner, Record, SpanPair};
 use crate::parse::detect::LineFormat;
 use crate::parse::fields::Schema;
 use crate::parse::time::TzSpec;
-use crate::parse::{FileContext, LineRules, parse_chunk};
+use crate::parse::{FileContext, FileReader, LineRules, parse_chunk};
 
 const MS: i64 = 1_000_000;
 /// 2024-05-01T10:00:00Z in ns.
@@ -58,11 +58,16 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
     let mut spans = Vec::new();
     let mut records = Vec::new();
     for (i, t) in texts.iter().enumerate() {
+        let reader = FileReader {
+            envelope: None,
+            format: Some(LineFormat::Logfmt.into()),
+        };
         let ctx = FileContext {
             file: i as u32,
             path_service: "path",
-            format: Some(LineFormat::Logfmt),
+            reader: &reader,
         };
+
         let c = parse_chunk(t.as_bytes(), 0, &ctx, &r);
         assert_eq!(c.stats.records, c.stats.lines, "a test line did not parse");
         let id_map = |k: IdKey, ids: &mut Interner| match k.text_index() {

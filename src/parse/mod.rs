@@ -3,10 +3,12 @@
 //! each line's field roles come from the format's scanner (json, logfmt) and
 //! are turned into a record here: IDs, timestamps, durations, failure flag.
 
+pub mod container;
 pub mod detect;
 pub mod fields;
 pub mod json;
 pub mod logfmt;
+pub mod regex;
 pub mod time;
 
 use std::borrow::Cow;
@@ -64,6 +66,9 @@ impl SkipReason {
     }
 }
 
+/// Name slots counted per role in [`ParseStats::names_used`].
+pub const NAME_SLOTS: usize = 16;
+
 /// Line counters of a parse, mergeable across chunks and files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParseStats {
@@ -77,6 +82,11 @@ pub struct ParseStats {
     pub skipped: [u64; 7],
     /// The first skipped line, by (file, offset), for `--strict`.
     pub first_skip: Option<(u32, u64, SkipReason)>,
+    /// Per role, how often each of its names (by index, the last slot
+    /// counting any later ones) was the one used, for `hopscope files`.
+    pub names_used: [[u64; NAME_SLOTS]; fields::ROLE_COUNT],
+    /// Records whose service came from a service field.
+    pub service_from_field: u64,
     /// Earliest record timestamp (ns).
     pub first_ts: Option<i64>,
     /// Latest record timestamp (ns).
@@ -97,6 +107,12 @@ impl ParseStats {
             (a, b) => a.or(b),
         };
         self.first_ts = min_opt(self.first_ts, other.first_ts);
+        for (a, b) in self.names_used.iter_mut().zip(&other.names_used) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.service_from_field += other.service_from_field;
         self.last_ts = match (self.last_ts, other.last_ts) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -160,14 +176,63 @@ pub struct LineRules {
     pub max_line: usize,
 }
 
+/// The format of a file's (inner) lines.
+#[derive(Clone, Debug)]
+pub enum FileFormat {
+    /// One JSON object per line.
+    Json,
+    /// `key=value` pairs.
+    Logfmt,
+    /// A `--pattern` or a preset.
+    Regex(std::sync::Arc<regex::Pattern>),
+}
+
+impl FileFormat {
+    /// The name shown by `hopscope files` and in messages.
+    pub fn name(&self) -> String {
+        match self {
+            FileFormat::Json => "json".to_string(),
+            FileFormat::Logfmt => "logfmt".to_string(),
+            FileFormat::Regex(p) => format!("regex ({})", p.name()),
+        }
+    }
+
+    /// The regex pattern, for the regex format.
+    pub fn pattern(&self) -> Option<&regex::Pattern> {
+        match self {
+            FileFormat::Regex(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl From<LineFormat> for FileFormat {
+    fn from(f: LineFormat) -> FileFormat {
+        match f {
+            LineFormat::Json => FileFormat::Json,
+            LineFormat::Logfmt => FileFormat::Logfmt,
+        }
+    }
+}
+
+/// How the lines of one file are read: an optional container envelope
+/// around lines of one format. Decided once per file.
+#[derive(Clone, Debug, Default)]
+pub struct FileReader {
+    /// Docker json-file or CRI, unwrapped first.
+    pub envelope: Option<container::Envelope>,
+    /// The (inner) format; None when no format fits (`unknown_format`).
+    pub format: Option<FileFormat>,
+}
+
 /// What one file contributes to one chunk's parse.
 pub struct FileContext<'r> {
     /// The file's index.
     pub file: u32,
-    /// The service from the path rule.
+    /// The service from the path (or file-name) rule.
     pub path_service: &'r str,
-    /// The file's format, None when no format fits.
-    pub format: Option<LineFormat>,
+    /// How its lines are read.
+    pub reader: &'r FileReader,
 }
 
 /// The records of one chunk with their own tables; service, peer, text ID
@@ -222,6 +287,10 @@ pub fn parse_chunk(
         ..ChunkRecords::default()
     };
     let path_service = out.services.intern(ctx.path_service);
+    let mut joiner = ctx
+        .reader
+        .envelope
+        .map(|_| container::PartialJoiner::new(rules.max_line));
     for (off, line) in lines(data) {
         let offset = base + off as u64;
         out.stats.lines += 1;
@@ -233,37 +302,112 @@ pub fn parse_chunk(
             out.stats.blank += 1;
             continue;
         }
-        let parsed = match ctx.format {
-            None => {
-                out.stats.skip(ctx.file, offset, SkipReason::UnknownFormat);
-                continue;
-            }
-            Some(LineFormat::Json) => json::parse_json(line, &rules.schema),
-            Some(LineFormat::Logfmt) => logfmt::parse_logfmt(line, &rules.schema),
+        let (Some(env), Some(joiner)) = (ctx.reader.envelope, joiner.as_mut()) else {
+            parse_line(line, None, offset, ctx, rules, path_service, &mut out);
+            continue;
         };
-        let fields = match parsed {
-            Ok(f) => f,
-            Err(LineError::Parse) => {
-                out.stats.skip(ctx.file, offset, SkipReason::ParseError);
-                continue;
-            }
-            Err(LineError::InvalidUtf8) => {
-                out.stats.skip(ctx.file, offset, SkipReason::InvalidUtf8);
-                continue;
-            }
+        let Some(unwrapped) = container::unwrap_line(line, env) else {
+            out.stats.skip(ctx.file, offset, SkipReason::ParseError);
+            continue;
         };
-        match build_record(&fields, ctx, rules, path_service, &mut out) {
-            Ok(mut rec) => {
-                rec.loc = Record::pack_loc(ctx.file, offset);
-                out.stats.records += 1;
-                out.stats.first_ts = min_opt(out.stats.first_ts, Some(rec.ts));
-                out.stats.last_ts = Some(out.stats.last_ts.map_or(rec.ts, |t| t.max(rec.ts)));
-                out.records.push(rec);
+        match joiner.push(unwrapped, offset) {
+            container::Joined::Pending => {
+                // A piece of a longer line: counted with the line it ends.
+                out.stats.lines -= 1;
             }
-            Err(reason) => out.stats.skip(ctx.file, offset, reason),
+            container::Joined::TooLong { offset } => {
+                out.stats.skip(ctx.file, offset, SkipReason::TooLong);
+            }
+            container::Joined::Line(c) => {
+                let time = c.time.as_deref();
+                parse_line(&c.inner, time, c.offset, ctx, rules, path_service, &mut out);
+            }
+        }
+    }
+    if let Some(joiner) = joiner {
+        for j in joiner.finish() {
+            match j {
+                container::Joined::Pending => {}
+                container::Joined::TooLong { offset } => {
+                    out.stats.lines += 1;
+                    out.stats.skip(ctx.file, offset, SkipReason::TooLong);
+                }
+                container::Joined::Line(c) => {
+                    out.stats.lines += 1;
+                    let time = c.time.as_deref();
+                    parse_line(&c.inner, time, c.offset, ctx, rules, path_service, &mut out);
+                }
+            }
         }
     }
     out
+}
+
+/// One (inner) line → a record or a counted skip. `envelope_time` stands in
+/// when the line has no timestamp of its own.
+fn parse_line(
+    line: &[u8],
+    envelope_time: Option<&str>,
+    offset: u64,
+    ctx: &FileContext<'_>,
+    rules: &LineRules,
+    path_service: u32,
+    out: &mut ChunkRecords,
+) {
+    if detect::is_blank(line) {
+        out.stats.blank += 1;
+        return;
+    }
+    let parsed = match &ctx.reader.format {
+        None => {
+            out.stats.skip(ctx.file, offset, SkipReason::UnknownFormat);
+            return;
+        }
+        Some(FileFormat::Json) => json::parse_json(line, &rules.schema),
+        Some(FileFormat::Logfmt) => logfmt::parse_logfmt(line, &rules.schema),
+        Some(FileFormat::Regex(p)) => regex::parse_regex(line, p),
+    };
+    let fields = match parsed {
+        Ok(f) => f,
+        Err(LineError::Parse) => {
+            out.stats.skip(ctx.file, offset, SkipReason::ParseError);
+            return;
+        }
+        Err(LineError::InvalidUtf8) => {
+            out.stats.skip(ctx.file, offset, SkipReason::InvalidUtf8);
+            return;
+        }
+    };
+    match build_record(&fields, envelope_time, ctx, rules, path_service, out) {
+        Ok(mut rec) => {
+            rec.loc = Record::pack_loc(ctx.file, offset);
+            out.stats.records += 1;
+            out.stats.first_ts = min_opt(out.stats.first_ts, Some(rec.ts));
+            out.stats.last_ts = Some(out.stats.last_ts.map_or(rec.ts, |t| t.max(rec.ts)));
+            if ctx
+                .reader
+                .format
+                .as_ref()
+                .is_some_and(|f| f.pattern().is_none())
+            {
+                for role in fields::Role::ALL {
+                    if let Some(v) = fields.get(role) {
+                        let slot = v.name_index.min(NAME_SLOTS - 1);
+                        if let Some(n) = out
+                            .stats
+                            .names_used
+                            .get_mut(role.index())
+                            .and_then(|r| r.get_mut(slot))
+                        {
+                            *n += 1;
+                        }
+                    }
+                }
+            }
+            out.records.push(rec);
+        }
+        Err(reason) => out.stats.skip(ctx.file, offset, reason),
+    }
 }
 
 /// True for request IDs that mean "no ID" (SPEC §1).
@@ -298,6 +442,7 @@ fn id_key(text: &str, ids: &mut Interner) -> IdKey {
 
 fn build_record(
     fields: &Fields<'_>,
+    envelope_time: Option<&str>,
     ctx: &FileContext<'_>,
     rules: &LineRules,
     path_service: u32,
@@ -313,35 +458,53 @@ fn build_record(
     let (service, service_name): (u32, &str) = match text(fields, Role::Service) {
         Some(s) if !rules.service_from_path => {
             let name = s.trim();
+            out.stats.service_from_field += 1;
             (out.services.intern(name), name)
         }
         _ => (path_service, ctx.path_service),
     };
-    let ts_value = fields.get(Role::Ts).ok_or(SkipReason::NoTimestamp)?;
     let tz = if rules.tz_by_service.is_empty() {
         &rules.tz
     } else {
         rules.tz_by_service.get(service_name).unwrap_or(&rules.tz)
     };
-    let ts = time::parse_timestamp(&ts_value.text, tz, rules.time_format.as_deref()).map_err(
-        |e| match e {
-            TsError::Absent => SkipReason::NoTimestamp,
-            TsError::Bad => SkipReason::BadTimestamp,
-        },
-    )?;
-    let ts_name = rules
-        .schema
-        .names(Role::Ts)
-        .get(ts_value.name_index)
-        .map(String::as_str)
-        .unwrap_or("");
-    let anchored_start =
-        rules.anchor_start || ts_name.eq_ignore_ascii_case("start_time") || ts_name == "startTime";
+    let pattern = ctx.reader.format.as_ref().and_then(FileFormat::pattern);
+    let time_format = rules
+        .time_format
+        .as_deref()
+        .or_else(|| pattern.and_then(|p| p.time_format()));
+    let ts_value = fields.get(Role::Ts);
+    let own_ts = match ts_value {
+        Some(v) => time::parse_timestamp(&v.text, tz, time_format),
+        None => Err(TsError::Absent),
+    };
+    // The envelope's time stands in for a line without a (dated) time.
+    let ts = match (own_ts, envelope_time) {
+        (Err(TsError::Absent), Some(t)) => time::parse_timestamp(t, &TzSpec::Utc, None),
+        (r, _) => r,
+    }
+    .map_err(|e| match e {
+        TsError::Absent => SkipReason::NoTimestamp,
+        TsError::Bad => SkipReason::BadTimestamp,
+    })?;
+    let ts_name = match (pattern, ts_value) {
+        (None, Some(v)) => rules
+            .schema
+            .names(Role::Ts)
+            .get(v.name_index)
+            .map(String::as_str)
+            .unwrap_or(""),
+        _ => "",
+    };
+    let anchored_start = rules.anchor_start
+        || pattern.is_some_and(|p| p.anchored_start())
+        || ts_name.eq_ignore_ascii_case("start_time")
+        || ts_name == "startTime";
     let kind = text(fields, Role::Event).and_then(|t| Kind::from_value(t));
     let peer_id = text(fields, Role::Peer).map_or(Record::NO_PEER, |p| out.peers.intern(p.trim()));
     let duration_ns = fields
         .get(Role::Duration)
-        .and_then(|v| parse_duration_value(v, rules))
+        .and_then(|v| parse_duration_value(v, pattern, rules))
         .unwrap_or(Record::NO_DURATION);
     let req = id_key(req, &mut out.ids);
     let span = text(fields, Role::Span).map(|t| id_key(t.trim(), &mut out.ids));
@@ -366,9 +529,20 @@ fn build_record(
     })
 }
 
-fn parse_duration_value(v: &FieldValue<'_>, rules: &LineRules) -> Option<i64> {
+fn parse_duration_value(
+    v: &FieldValue<'_>,
+    pattern: Option<&regex::Pattern>,
+    rules: &LineRules,
+) -> Option<i64> {
+    // The unit: the value's own, else --duration-unit, else the field's (or
+    // the regex group's) name suffix, else ms.
+    let from_name = match pattern {
+        Some(p) => p.duration_unit(),
+        None => None,
+    };
     let unit = rules
         .duration_unit
+        .or(from_name)
         .or_else(|| {
             rules
                 .schema
@@ -450,11 +624,16 @@ mod tests {
     }
 
     fn parse(data: &str, format: LineFormat) -> (Vec<Record>, ParseStats, Interner) {
+        let reader = FileReader {
+            envelope: None,
+            format: Some(format.into()),
+        };
         let ctx = FileContext {
             file: 0,
             path_service: "pathsvc",
-            format: Some(format),
+            reader: &reader,
         };
+
         let r = rules();
         let out = parse_chunk(data.as_bytes(), 0, &ctx, &r);
         (out.records, out.stats, out.services)
