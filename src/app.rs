@@ -211,13 +211,13 @@ pub fn choose_reader(data: &[u8], cfg: &Config, schema: &Schema) -> FileReader {
             format: detected.map(FileFormat::from),
         };
     }
-    if let Some(name) = parse::regex::detect_preset(inner.iter().copied()) {
-        if let Ok(p) = parse::regex::Pattern::preset(name) {
-            return FileReader {
-                envelope,
-                format: Some(FileFormat::Regex(std::sync::Arc::new(p))),
-            };
-        }
+    if let Some(name) = parse::regex::detect_preset(inner.iter().copied())
+        && let Ok(p) = parse::regex::Pattern::preset(name)
+    {
+        return FileReader {
+            envelope,
+            format: Some(FileFormat::Regex(std::sync::Arc::new(p))),
+        };
     }
     FileReader {
         envelope,
