@@ -18,7 +18,7 @@ use crate::measure::Stats;
 use crate::model::{Interner, Record};
 use crate::parse::detect::{self, LineFormat};
 use crate::parse::fields::Schema;
-use crate::parse::{self, FileContext, FileFormat, FileReader, LineRules};
+use crate::parse::{self, FileContext, FileFormat, FileReader, LineRules, ParseStats};
 use crate::report::{self, InputFacts, Report};
 
 /// The stack each worker thread gets: request trees are walked recursively.
@@ -62,6 +62,25 @@ pub struct Loaded {
     pub universe: Universe,
     /// Input counters for the report.
     pub facts: InputFacts,
+    /// What each file turned out to be (`hopscope files`).
+    pub files: Vec<FileSummary>,
+}
+
+/// How one file was read, for `hopscope files`.
+#[derive(Clone, Debug)]
+pub struct FileSummary {
+    /// The path as shown.
+    pub path: String,
+    /// False for binary or unreadable files.
+    pub readable: bool,
+    /// Envelope and format.
+    pub reader: FileReader,
+    /// The service its lines get when they name none.
+    pub service: String,
+    /// The rule that chose that service.
+    pub service_rule: &'static str,
+    /// Its lines, records and skips.
+    pub stats: ParseStats,
 }
 
 /// Opened inputs, kept alive while records borrow from them.
@@ -352,16 +371,12 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let mut peers = Interner::default();
     let mut ids = Interner::default();
     let mut spans: Vec<crate::model::SpanPair> = Vec::new();
-    let mut per_file_records = vec![0u64; inputs.files.len()];
-    let mut per_file_lines = vec![0u64; inputs.files.len()];
+    let mut per_file = vec![ParseStats::default(); inputs.files.len()];
     let mut remaps = Vec::with_capacity(chunks.len());
     for (i, c) in &chunks {
         facts.parse.merge(&c.stats);
-        if let Some(n) = per_file_records.get_mut(*i) {
-            *n += c.stats.records;
-        }
-        if let Some(n) = per_file_lines.get_mut(*i) {
-            *n += c.stats.lines - c.stats.blank;
+        if let Some(f) = per_file.get_mut(*i) {
+            f.merge(&c.stats);
         }
         let svc: Vec<u32> = c
             .services
@@ -398,9 +413,11 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
         });
     }
     for (i, f) in inputs.files.iter().enumerate() {
-        let lines = per_file_lines.get(i).copied().unwrap_or(0);
-        let recs = per_file_records.get(i).copied().unwrap_or(0);
-        if inputs.sources.get(i).is_some_and(Option::is_some) && recs == 0 && lines > 0 {
+        let Some(st) = per_file.get(i) else { continue };
+        if inputs.sources.get(i).is_some_and(Option::is_some)
+            && st.records == 0
+            && st.lines > st.blank
+        {
             facts.files_without_records.push(f.display.clone());
         }
     }
@@ -426,10 +443,29 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let t = Instant::now();
     records.par_sort_unstable_by_key(|r| (r.req, r.ts, r.loc));
     stage_timing("sort", t);
+    let files = inputs
+        .files
+        .iter()
+        .zip(readers)
+        .zip(per_file)
+        .enumerate()
+        .map(|(i, ((f, reader), stats))| {
+            let (service, service_rule) = file_service(f, &reader, cfg);
+            FileSummary {
+                path: f.display.clone(),
+                readable: inputs.sources.get(i).is_some_and(Option::is_some),
+                reader,
+                service,
+                service_rule,
+                stats,
+            }
+        })
+        .collect();
     Ok(Loaded {
         records,
         universe,
         facts,
+        files,
     })
 }
 
@@ -892,6 +928,30 @@ pub fn run_show(
         out.flush()?;
         Ok(())
     })?;
+    Ok(code)
+}
+
+/// `hopscope files`: per file its format, service and the rule that chose
+/// it, the field name that matched each role, records, skips by reason and
+/// time range — the first thing to run when a report looks wrong.
+pub fn run_files(
+    cfg: &Config,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Error> {
+    let (rows, code) = with_pool(cfg, err, |diag| {
+        let inputs = open_inputs(cfg, diag)?;
+        let loaded = load(cfg, &inputs)?;
+        let schema = Schema::new(&cfg.field_overrides);
+        Ok(report::files::rows(&loaded.files, &schema))
+    })?;
+    if json {
+        report::files::write_json(&rows, out)?;
+    } else {
+        report::files::write_table(&rows, out)?;
+    }
+    out.flush()?;
     Ok(code)
 }
 

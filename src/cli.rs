@@ -13,7 +13,9 @@ use crate::parse::time::{self, DurationUnit, TzSpec};
 
 /// The subcommand names; a first argument equal to one of them is that
 /// subcommand, anything else runs `report` (SPEC §3).
-pub const SUBCOMMANDS: &[&str] = &["report", "traces", "show", "check", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "report", "traces", "show", "check", "files", "formats", "help",
+];
 
 /// hopscope: per-hop latency, propagation and failures from the logs of
 /// distributed systems.
@@ -36,6 +38,30 @@ pub enum Command {
     /// A CI gate: budgets and a saved baseline; exit 1 on a regression.
     #[command(after_help = crate::check::CHECK_AFTER_HELP)]
     Check(CheckArgs),
+    /// Per file: format, service and why, the field used for each role,
+    /// records, skips and time range. Run it when a report looks wrong.
+    Files(FilesArgs),
+    /// The formats and presets hopscope reads, with example lines.
+    Formats,
+}
+
+/// Options of `files`.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FilesOutput::Table)]
+    pub output: FilesOutput,
+}
+
+/// Output of `files`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FilesOutput {
+    /// One block per file.
+    Table,
+    /// A JSON array, one object per file.
+    Json,
 }
 
 /// Options of `traces`.
@@ -332,8 +358,9 @@ pub struct InputArgs {
     /// Follow symlinked directories (loops are detected).
     #[arg(long)]
     pub follow: bool,
-    /// Memory-map plain files (default). A file truncated while mapped
-    /// (logrotate copytruncate) can kill the process; use --no-mmap then.
+    /// Memory-map every plain file, even one written in the last 30 s. By
+    /// default only quiet files are mapped: a mapped file truncated under
+    /// the reader (logrotate copytruncate) would kill it with SIGBUS.
     #[arg(long, overrides_with = "no_mmap")]
     pub mmap: bool,
     /// Read files into memory instead of mapping them.

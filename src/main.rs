@@ -24,6 +24,16 @@ fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8,
             let cfg = args.input.to_config()?;
             hopscope::app::run_show(&cfg, &args.request_id, args.width, out, err)
         }
+        Command::Files(args) => {
+            let cfg = args.input.to_config()?;
+            let json = args.output == hopscope::cli::FilesOutput::Json;
+            hopscope::app::run_files(&cfg, json, out, err)
+        }
+        Command::Formats => {
+            hopscope::report::files::write_formats(out)?;
+            out.flush()?;
+            Ok(0)
+        }
         Command::Check(args) => {
             let cfg = args.input.to_config()?;
             let opts = args.check_options()?;

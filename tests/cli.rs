@@ -324,3 +324,92 @@ fn broken_pipe_exits_0() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn files_explains_how_each_file_was_read() {
+    let out = run(&["files", "testdata/logs", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = v.as_array().unwrap();
+    assert_eq!(files.len(), 5);
+    // payments: JSON, service from its flat `service.name` field, IDs from
+    // `trace_id`, epoch-ms `@timestamp` (testdata/EXPECTED.md).
+    let payments = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("payments.log"))
+        .unwrap();
+    assert_eq!(payments["format"], "json");
+    assert_eq!(payments["fields"]["id"], "trace_id");
+    assert_eq!(payments["fields"]["ts"], "@timestamp");
+    assert_eq!(payments["fields"]["service"], "service.name");
+    assert_eq!(payments["service_from_field"], payments["records"]);
+    // gateway: logfmt, 40 lines = 38 records + 1 blank + 1 without an ID.
+    let gateway = &files[0];
+    assert_eq!(gateway["format"], "logfmt");
+    assert_eq!(gateway["service"], "gateway");
+    assert_eq!(gateway["service_rule"], "path");
+    assert_eq!(gateway["lines"], 40);
+    assert_eq!(gateway["records"], 38);
+    assert_eq!(gateway["skipped"]["no_request_id"], 1);
+    let table = String::from_utf8(run(&["files", "testdata/logs"]).stdout).unwrap();
+    assert!(
+        table.contains("  service  gateway (from the path)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn formats_lists_every_preset_with_an_example() {
+    let out = run(&["formats"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "json",
+        "logfmt",
+        "openstack",
+        "skywalking",
+        "nginx",
+        "envoy",
+        "docker",
+        "cri",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert_eq!(text.matches("example:").count(), 5);
+}
+
+#[test]
+fn a_preset_reads_text_lines_and_a_bad_pattern_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let line = "10.0.0.1 - - [01/May/2024:10:00:00 +0000] \"GET /api HTTP/1.1\" 200 512 \"-\" \"curl/8\" 4f2a9c 0.012\n";
+    write(d.path(), "nginx.log", line.as_bytes());
+    let p = d.path().to_str().unwrap();
+    let v = json(&run(&[p, "--preset", "nginx", "-o", "json"]));
+    assert_eq!(v["requests"]["total"], 1);
+    assert_eq!(v["services"][0]["service"], "nginx");
+    assert_eq!(v["services"][0]["processing_ms"]["max"], 12.0);
+    let out = run(&[p, "--pattern", "(?P<ts>\\S+)"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("request_id"));
+    let out = run(&[p, "--preset", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn cri_container_logs_are_unwrapped_and_named_by_pod() {
+    let d = tempfile::tempdir().unwrap();
+    let body = "2024-05-01T10:00:00.000000001Z stdout F ts=2024-05-01T10:00:00.000Z req_id=r1 event=sr\n\
+                2024-05-01T10:00:00.004000000Z stdout P ts=2024-05-01T10:00:00.004Z \n\
+                2024-05-01T10:00:00.004000001Z stdout F req_id=r1 event=ss\n";
+    write(
+        d.path(),
+        "var/log/containers/orders-7d9f8b6c5d-x2x4z_shop_orders-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.log",
+        body.as_bytes(),
+    );
+    let v = json(&run(&[d.path().to_str().unwrap(), "-o", "json"]));
+    assert_eq!(v["services"][0]["service"], "orders");
+    assert_eq!(v["services"][0]["processing_ms"]["max"], 4.0);
+    // Two pieces of one line count as one line.
+    assert_eq!(v["input"]["lines"], 2);
+    assert_eq!(v["input"]["records"], 2);
+}

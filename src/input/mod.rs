@@ -60,13 +60,32 @@ impl Source {
     }
 }
 
+/// How long a file must have gone unmodified before `Auto` maps it.
+pub const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// True when the file changed within [`QUIET_FOR`] (or its time is unknown
+/// or in the future): it may still be written or truncated.
+fn recently_modified(f: &File) -> bool {
+    let Ok(modified) = f.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    match std::time::SystemTime::now().duration_since(modified) {
+        Ok(age) => age < QUIET_FOR,
+        Err(_) => true,
+    }
+}
+
 /// When to memory-map plain files (`--mmap` / `--no-mmap`).
 ///
-/// The default, `Auto`, maps regular non-empty uncompressed files. `Always`
-/// currently behaves the same (mapping is impossible for stdin, fifos, empty
-/// and compressed files, which are always read, and a failed mapping always
-/// falls back to reading); `Auto` is where heuristics may go. `Never` reads
-/// every file, which avoids the SIGBUS risk of a file truncated while mapped.
+/// A mapped file that another process truncates (logrotate's
+/// `copytruncate`, an editor saving in place) kills the reader with SIGBUS
+/// when it touches the lost pages. So the default, `Auto`, maps only files
+/// that have been quiet for [`QUIET_FOR`] — a file still being written,
+/// which is the one logrotate truncates, is read into memory instead.
+/// `Always` maps every regular non-empty uncompressed file (faster on a live
+/// log, with that risk); `Never` reads every file. Stdin, fifos, empty and
+/// compressed files are always read, and a failed mapping falls back to
+/// reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MmapChoice {
     /// Map where possible (the default).
@@ -110,6 +129,10 @@ pub fn open(file: &InputFile, mmap: MmapChoice) -> io::Result<Opened> {
     } else {
         let mut f = File::open(&file.path)?;
         match (file.compression, mmap) {
+            (Compression::None, MmapChoice::Auto) if recently_modified(&f) => {
+                let hint = size_hint(&f);
+                read_source(&mut f, Compression::None, hint)?
+            }
             (Compression::None, MmapChoice::Auto | MmapChoice::Always) => {
                 // Any mapping failure (including a failed fstat) falls back to
                 // reading, which reports the real error if there is one.
@@ -236,6 +259,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         std::fs::write(&p, b"one\ntwo\n").unwrap();
+        // Just written: Auto reads it, as it may still be written or truncated.
+        let o = open(&input(&p), MmapChoice::Auto).unwrap();
+        assert!(matches!(o.source, Source::Heap(_)));
+        // Quiet for an hour: Auto maps it too.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
         for choice in ALL {
             let o = open(&input(&p), choice).unwrap();
             assert_eq!(&*o.source, b"one\ntwo\n");

@@ -3,6 +3,7 @@
 //! format it.
 
 pub mod csv;
+pub mod files;
 pub mod show;
 pub mod table;
 pub mod trace;
