@@ -285,7 +285,7 @@ pub fn build(
         first_ts: p.first_ts.map(format_rfc3339_ns),
         last_ts: p.last_ts.map(format_rfc3339_ns),
     };
-    let warnings = warnings(stats, universe, input, &services, &hops);
+    let warnings = warnings(stats, input, &services, &hops);
     Report {
         schema: SCHEMA,
         version: env!("CARGO_PKG_VERSION"),
@@ -327,7 +327,6 @@ fn looks_like_date(name: &str) -> bool {
 
 fn warnings(
     stats: &Stats,
-    universe: &Universe,
     input: &InputFacts,
     services: &[ServiceRow],
     hops: &[HopRow],
@@ -373,12 +372,12 @@ fn warnings(
             ),
         });
     }
-    let dated: Vec<&str> = universe
-        .services
+    let dated: Vec<&str> = services
         .iter()
+        .map(|s| s.service.as_str())
         .filter(|s| looks_like_date(s))
-        .map(String::as_str)
         .collect();
+
     if !dated.is_empty() {
         out.push(Warning {
             code: "service_names_look_like_dates",
