@@ -421,21 +421,26 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             facts.files_without_records.push(f.display.clone());
         }
     }
-    let mut records: Vec<Record> =
-        Vec::with_capacity(usize::try_from(facts.parse.records).unwrap_or(0));
-    for ((_, c), (svc, peer, id, span_base)) in chunks.into_iter().zip(&remaps) {
-        for mut r in c.records {
-            r.service = svc.get(r.service as usize).copied().unwrap_or(0);
-            if let Some(p) = r.peer() {
-                r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
-            }
-            r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
-            if r.spans != Record::NO_SPANS {
-                r.spans = r.spans.saturating_add(*span_base);
-            }
-            records.push(r);
-        }
-    }
+    // Chunk-local ids become global ones, chunk by chunk in parallel; the
+    // concatenation keeps chunk order.
+    let mut records: Vec<Record> = chunks
+        .into_par_iter()
+        .zip(remaps.par_iter())
+        .flat_map_iter(|((_, c), (svc, peer, id, span_base))| {
+            c.records.into_iter().map(move |mut r| {
+                r.service = svc.get(r.service as usize).copied().unwrap_or(0);
+                if let Some(p) = r.peer() {
+                    r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
+                }
+                r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
+                if r.spans != Record::NO_SPANS {
+                    r.spans = r.spans.saturating_add(*span_base);
+                }
+                r
+            })
+        })
+        .collect();
+
     let mut universe = resolve_universe(&cfg.peer_aliases, services, &peers);
     universe.ids = ids;
     universe.spans = spans;
