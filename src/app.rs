@@ -177,6 +177,24 @@ fn line_rules(cfg: &Config) -> LineRules {
     }
 }
 
+/// Inputs at least this large get a progress bar (on a terminal).
+const PROGRESS_MIN_BYTES: u64 = 100 << 20;
+
+/// A progress bar over the bytes to parse, on stderr, only when stderr is a
+/// terminal, the input is large and `--quiet` is not given.
+fn progress_bar(cfg: &Config, total: u64) -> Option<indicatif::ProgressBar> {
+    if cfg.quiet || total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} reading {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {wide_bar}",
+    )
+    .ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
+
 /// How many non-blank lines decide a file's format (SPEC §1).
 const SNIFF_LINES: usize = 32;
 
@@ -343,6 +361,8 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
         }
     }
     let t = Instant::now();
+    let total: u64 = jobs.iter().map(|(_, r)| r.len() as u64).sum();
+    let progress = progress_bar(cfg, total);
     let chunks: Vec<(usize, parse::ChunkRecords)> = jobs
         .par_iter()
         .map(|(i, range)| {
@@ -361,9 +381,15 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             if let Some(s) = source {
                 s.release(range.clone());
             }
+            if let Some(p) = &progress {
+                p.inc(range.len() as u64);
+            }
             (*i, parsed)
         })
         .collect();
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
     stage_timing("parse", t);
     let t = Instant::now();
     let mut facts = inputs.facts.clone();

@@ -60,8 +60,9 @@ fn main() -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
+    // Not locked for the whole run: the progress bar writes to stderr too.
+    let mut err = std::io::stderr();
+
     match run(cli.command, &mut out, &mut err) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
