@@ -1491,18 +1491,8 @@ fn fmt_opt(x: Option<f64>, unit: Unit) -> String {
     x.map_or_else(|| "-".to_string(), |v| fmt_value(v, unit))
 }
 
-/// Replaces control characters so names from logs cannot drive the terminal.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+use crate::report::table::sanitize;
+
 
 /// Escapes text for XML 1.0 (attribute-safe); characters XML cannot carry
 /// become U+FFFD.
