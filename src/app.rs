@@ -195,6 +195,19 @@ fn progress_bar(cfg: &Config, total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// True for a Zipkin v2, Jaeger or OTLP JSON span export (SPEC §7: read
+/// later; until then such files are named with a hint).
+fn looks_like_span_export(data: &[u8]) -> bool {
+    let head = data.get(..4096).unwrap_or(data);
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start();
+    (t.starts_with('[') || t.starts_with('{'))
+        && ((t.contains("\"traceId\"")
+            && (t.contains("\"localEndpoint\"") || t.contains("\"parentId\"")))
+            || t.contains("\"resourceSpans\"")
+            || (t.contains("\"traceID\"") && t.contains("\"operationName\"")))
+}
+
 /// How many non-blank lines decide a file's format (SPEC §1).
 const SNIFF_LINES: usize = 32;
 
@@ -440,11 +453,12 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     }
     for (i, f) in inputs.files.iter().enumerate() {
         let Some(st) = per_file.get(i) else { continue };
-        if inputs.sources.get(i).is_some_and(Option::is_some)
-            && st.records == 0
-            && st.lines > st.blank
-        {
+        let source = inputs.sources.get(i).and_then(Option::as_ref);
+        if source.is_some() && st.records == 0 && st.lines > st.blank {
             facts.files_without_records.push(f.display.clone());
+            if source.is_some_and(|s| looks_like_span_export(s)) {
+                facts.span_exports.push(f.display.clone());
+            }
         }
     }
     // Chunk-local ids become global ones, chunk by chunk in parallel; the

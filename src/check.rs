@@ -1493,7 +1493,6 @@ fn fmt_opt(x: Option<f64>, unit: Unit) -> String {
 
 use crate::report::table::sanitize;
 
-
 /// Escapes text for XML 1.0 (attribute-safe); characters XML cannot carry
 /// become U+FFFD.
 fn xml_escape(s: &str) -> String {

@@ -413,3 +413,25 @@ fn cri_container_logs_are_unwrapped_and_named_by_pod() {
     assert_eq!(v["input"]["lines"], 2);
     assert_eq!(v["input"]["records"], 2);
 }
+
+#[test]
+fn span_exports_are_named_with_a_hint() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "api.log", R1.as_bytes());
+    write(
+        d.path(),
+        "trace.json",
+        b"[\n  {\n    \"traceId\": \"978883983d506fa5\",\n    \"id\": \"978883983d506fa5\",\n    \"localEndpoint\": {\"serviceName\": \"envoy\"}\n  }\n]\n",
+    );
+    let out = run(&[d.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let warning = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "span_export")
+        .expect("span_export warning");
+    assert!(warning["message"].as_str().unwrap().contains("trace.json"));
+    assert_eq!(v["requests"]["total"], 1);
+}

@@ -160,6 +160,8 @@ pub struct InputFacts {
     pub parse: ParseStats,
     /// Files with lines but no usable record.
     pub files_without_records: Vec<String>,
+    /// Of those, files that look like span exports (Zipkin, Jaeger, OTLP).
+    pub span_exports: Vec<String>,
 }
 
 fn rate(num: u64, den: u64) -> Option<f64> {
@@ -410,6 +412,23 @@ fn warnings(
                 "{n} file(s) hold no usable record: {}",
                 input
                     .files_without_records
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    if !input.span_exports.is_empty() {
+        out.push(Warning {
+            code: "span_export",
+            message: format!(
+                "{} file(s) look like span exports (Zipkin, Jaeger or OTLP JSON), which hopscope does \
+                 not read yet; give it the services' logs instead: {}",
+                input.span_exports.len(),
+                input
+                    .span_exports
                     .iter()
                     .take(5)
                     .cloned()
