@@ -22,6 +22,8 @@ pub const SUBCOMMANDS: &[&str] = &[
 #[derive(Debug, Parser)]
 #[command(name = "hopscope", version, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand; [`normalize_args`] inserts `report` when the first argument
+    /// names none, so it is always present after parsing.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +50,7 @@ pub enum Command {
 /// Options of `files`.
 #[derive(Debug, clap::Args)]
 pub struct FilesArgs {
+    /// The inputs and the options that change how lines are read.
     #[command(flatten)]
     pub input: InputArgs,
     /// Output format.
@@ -67,6 +70,7 @@ pub enum FilesOutput {
 /// Options of `traces`.
 #[derive(Debug, clap::Args)]
 pub struct TracesArgs {
+    /// The inputs and the options that change how lines are read.
     #[command(flatten)]
     pub input: InputArgs,
     /// Only failed requests.
@@ -94,6 +98,7 @@ pub struct TracesArgs {
 pub struct ShowArgs {
     /// The request ID, or a unique prefix of it.
     pub request_id: String,
+    /// The inputs and the options that change how lines are read.
     #[command(flatten)]
     pub input: InputArgs,
     /// Columns to fill (default: the terminal's width).
@@ -115,6 +120,8 @@ pub enum CheckOutput {
 /// Options of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    /// The inputs of the current run and the options that change how lines are
+    /// read.
     #[command(flatten)]
     pub input: InputArgs,
     /// A report saved earlier with `report -o json`, to compare against.
@@ -201,8 +208,11 @@ pub enum OutputFormat {
 /// Which table `-o csv` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CsvTable {
+    /// One row per service.
     Services,
+    /// One row per caller → callee hop.
     Hops,
+    /// One row per chain shape.
     Chains,
 }
 
@@ -224,7 +234,9 @@ pub enum SortKey {
 pub enum FormatArg {
     /// Detect per file from its first 32 non-blank lines.
     Auto,
+    /// One JSON object per line; nested keys are dotted paths.
     Json,
+    /// `key=value` pairs, values optionally quoted.
     Logfmt,
     /// Text lines read by `--pattern` or `--preset`.
     Regex,
@@ -233,7 +245,9 @@ pub enum FormatArg {
 /// Whether clock-skew correction runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SkewArg {
+    /// Apply the measured clock offsets at or above `--skew-threshold`.
     On,
+    /// Measure and list clock offsets, but apply none.
     Off,
 }
 
@@ -380,6 +394,7 @@ pub struct InputArgs {
 /// Options of `report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
+    /// The inputs and the options that change how lines are read.
     #[command(flatten)]
     pub input: InputArgs,
     /// Output format.
@@ -476,10 +491,16 @@ pub struct Config {
 /// Options of the report renderers.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
+    /// `-o`: table (the default), JSON or CSV.
     pub output: OutputFormat,
+    /// `--table`: which table `-o csv` writes; hops by default.
     pub table: CsvTable,
+    /// `--top`: rows per terminal table, 20 by default; JSON and CSV stay complete.
     pub top: usize,
+    /// `--sort`: row order of the terminal tables, total time by default.
     pub sort: SortKey,
+    /// `--run-stats`: add the `run` object to the JSON; off by default, because it
+    /// varies from run to run.
     pub run_stats: bool,
 }
 

@@ -20,6 +20,7 @@
 //!   response leg).
 //! * **chain** — the shape of a request's call tree as a string.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;

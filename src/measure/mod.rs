@@ -74,12 +74,20 @@ impl Earliest {
 /// Figures of one service over all its visits.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceStats {
+    /// Visits of this service folded in (a virtual service: one per call).
     pub visits: u64,
+    /// Visits that failed by their own records.
     pub failed: u64,
+    /// Failed visits none of whose child visits failed.
     pub origin_failures: u64,
+    /// Visits timed exactly; `exact / visits` is the report's `exact_fraction`.
     pub exact: u64,
+    /// Visit end − start in ns; empty for a virtual service.
     pub processing: Histogram,
+    /// Processing minus outgoing calls and children, in ns; empty for a virtual
+    /// service.
     pub self_time: Histogram,
+    /// Own work on the critical path in ns, one value per visit (0 off the path).
     pub critical: Histogram,
 }
 
@@ -98,16 +106,29 @@ impl ServiceStats {
 /// Figures of one hop (caller → callee) over all its calls.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HopStats {
+    /// Calls folded in, unclaimed calls included.
     pub calls: u64,
+    /// Calls whose callee visit or `client_recv` failed.
     pub failed: u64,
+    /// Exact calls; `exact / calls` is the report's `exact_fraction`.
     pub exact: u64,
+    /// `client_recv − client_send` in ns, for calls that have both.
     pub call: Histogram,
+    /// The callee visit's processing time in ns; empty for virtual hops.
     pub processing: Histogram,
+    /// Request leg + response leg in ns (the request leg alone for hand-offs).
     pub propagation: Histogram,
+    /// Callee start − `client_send` in ns, skew-corrected, signed.
     pub request_leg: Histogram,
+    /// `client_recv` − callee end in ns, skew-corrected, signed; none for
+    /// hand-offs.
     pub response_leg: Histogram,
+    /// Propagation on the critical path in ns, one value per call (0 off the
+    /// path); nothing is recorded for the root's `(client)` hop.
     pub critical: Histogram,
+    /// The request with the largest processing (else call) time on this hop.
     pub slowest: Slowest,
+    /// The earliest-starting request with a failed call on this hop.
     pub failed_request: Earliest,
 }
 
@@ -130,10 +151,15 @@ impl HopStats {
 /// Figures of one chain shape over its requests.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChainStats {
+    /// Requests with this chain shape.
     pub requests: u64,
+    /// Of those, requests with a failed visit.
     pub failed: u64,
+    /// Request latency (root end − root start) in ns.
     pub latency: Histogram,
+    /// The request with the largest latency.
     pub slowest: Slowest,
+    /// The earliest-starting failed request.
     pub failed_request: Earliest,
 }
 
@@ -150,15 +176,22 @@ impl ChainStats {
 /// Request counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestStats {
+    /// Every request folded in, complete or not: `complete + incomplete`.
     pub total: u64,
+    /// Requests with no incomplete reason.
     pub complete: u64,
+    /// Requests with an incomplete reason; the sum of `reasons`.
     pub incomplete: u64,
+    /// Requests with a failed visit (virtual ones included), incomplete ones too.
     pub failed: u64,
+    /// Requests whose root visit failed.
     pub root_failed: u64,
     /// Extra pieces made by `--max-gap`.
     pub split: u64,
     /// Per reason, in [`Incomplete::ALL`] order.
     pub reasons: [u64; 5],
+    /// Root end − root start in ns, only over requests counted in services, hops
+    /// and chains (complete ones unless `include_incomplete`).
     pub latency: Histogram,
     /// Requests whose root lasted over an hour.
     pub over_an_hour: u64,
@@ -169,9 +202,14 @@ pub struct RequestStats {
 /// Everything the report needs from the requests, mergeable.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Request counters; the only figures that count incomplete requests by
+    /// default.
     pub requests: RequestStats,
+    /// Per service (interned ID; virtual ones included).
     pub services: BTreeMap<SymId, ServiceStats>,
+    /// Per (caller, callee); the root's caller is [`CLIENT`].
     pub hops: BTreeMap<(SymId, SymId), HopStats>,
+    /// Per chain string (SPEC §2 grammar).
     pub chains: BTreeMap<String, ChainStats>,
     /// Calls whose legs were corrected or whose callee was moved.
     pub adjusted_hops: u64,

@@ -17,20 +17,38 @@ use crate::parse::{FileFormat, NAME_SLOTS};
 /// One file as `hopscope files` describes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileRow {
+    /// The path as given or found (the first in sorted order when several reach one
+    /// file); `<stdin>` for standard input.
     pub path: String,
+    /// `json`, `logfmt` or `regex (NAME)` (a preset's name, `custom` for
+    /// `--pattern`); `(binary or unreadable)` for a file that was skipped; `None`
+    /// when no format fits (its lines count as `unknown_format`).
     pub format: Option<String>,
+    /// `docker` or `cri` when the lines are container envelopes unwrapped first;
+    /// `None` otherwise.
     pub envelope: Option<&'static str>,
+    /// The service the file's records get when they name none.
     pub service: String,
+    /// Which rule chose `service`: `path`, `--service-from`, `kubernetes file name`,
+    /// `file-name prefix` or `standard input`.
     pub service_rule: &'static str,
     /// Records whose service came from a service field instead.
     pub service_from_field: u64,
     /// Per role, the field name used most (json and logfmt files).
     pub fields: BTreeMap<&'static str, String>,
+    /// Every line of the file: `records + blank + sum(skipped)`.
     pub lines: u64,
+    /// Empty or whitespace-only lines.
     pub blank: u64,
+    /// Lines that became usable records.
     pub records: u64,
+    /// Unusable lines per reason, only the reasons that occurred (unlike the
+    /// report's `input.skipped`, which lists every reason).
     pub skipped: BTreeMap<&'static str, u64>,
+    /// Earliest record timestamp, UTC RFC 3339 with 9 fraction digits and `Z`;
+    /// `None` when the file has no record.
     pub first_ts: Option<String>,
+    /// Latest record timestamp, same form; `None` when the file has no record.
     pub last_ts: Option<String>,
 }
 

@@ -10,39 +10,81 @@ use crate::parse::time::format_rfc3339_ns;
 /// One request as written by `traces`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Trace {
+    /// The request ID as logged (trimmed); with `--max-gap` several traces may share
+    /// it.
     pub request_id: String,
+    /// The root's start on its own clock, UTC RFC 3339 with 9 fraction digits and
+    /// `Z`.
     pub start: String,
+    /// Root end − root start in ms (hand-off work that outlives the root does not
+    /// extend it).
     pub latency_ms: f64,
+    /// True when any visit failed, virtual ones included.
     pub failed: bool,
+    /// True when the root visit failed: the client saw the failure.
     pub root_failed: bool,
+    /// False when the request counts as incomplete (see `reasons`).
     pub complete: bool,
+    /// Why the request is incomplete: exactly one of `no_root`, `multiple_roots`,
+    /// `unpaired_call`, `open_visit`, `too_large`; empty when `complete`.
     pub reasons: Vec<&'static str>,
+    /// The call-tree shape (SPEC §2 grammar), as in the report's `chains`.
     pub chain: String,
+    /// Services of the visits where a failure started (failed, no failed child),
+    /// sorted and deduplicated; empty when nothing failed.
     pub origins: Vec<String>,
+    /// Every visit, in corrected-start order; a visit's `id` is its index here.
     pub visits: Vec<TraceVisit>,
 }
 
 /// One visit of a trace.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceVisit {
+    /// 0-based index of this visit in the trace's `visits`.
     pub id: usize,
+    /// The `id` of the parent visit; `None` for the root.
     pub parent: Option<usize>,
+    /// The service name (for a virtual visit, the normalised peer name).
     pub service: String,
+    /// The visit's span ID as logged; `None` when its records carry none.
     pub span: Option<String>,
+    /// Visit start − the first visit's start in ms, on skew-corrected times.
     pub start_offset_ms: f64,
+    /// `client_recv − client_send` of the call that led here, in ms; `None` for
+    /// the root and when the call lacks either event.
     pub call_ms: Option<f64>,
+    /// Visit end − start in ms; `None` for a virtual visit.
     pub processing_ms: Option<f64>,
+    /// Processing minus outgoing calls and children, in ms; `None` for a virtual
+    /// visit.
     pub self_ms: Option<f64>,
+    /// Request leg + response leg in ms (the request leg of a hand-off); `None` for
+    /// the root and virtual visits.
     pub propagation_ms: Option<f64>,
+    /// Visit start − `client_send` (else the caller's last record before it) in
+    /// ms, skew-corrected, signed; `None` for the root and virtual visits.
     pub request_leg_ms: Option<f64>,
+    /// `client_recv` (else the caller's next record) − visit end in ms,
+    /// skew-corrected, signed; `None` for the root, hand-offs and virtual visits.
     pub response_leg_ms: Option<f64>,
+    /// This visit's own work on the critical path in ms (a virtual visit: its call
+    /// time on the path); 0 when off the path.
     pub critical_ms: f64,
+    /// This visit's hop (its legs) on the critical path in ms; 0 for the root and
+    /// when off the path.
     pub critical_propagation_ms: f64,
+    /// True when one of its own records failed (a virtual visit: its call failed).
     pub failed: bool,
+    /// True when it failed and none of its children did: where a failure started.
     pub origin: bool,
+    /// True when timed by events or a duration on both ends; else start and end are
+    /// estimated (a lower bound of the work).
     pub exact: bool,
+    /// True for a service that never logs, known from a call to it.
     #[serde(rename = "virtual")]
     pub virtual_: bool,
+    /// Offset of this visit's clock from the root's in ms, as subtracted from its
+    /// times (applied skew and moves); 0.0 when none was applied.
     pub skew_ms: f64,
 }
 
