@@ -446,7 +446,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             .and_then(|s| s.as_deref())
             .unwrap_or_default();
         return Err(Error::Strict {
-            path: f.map_or(String::new(), |f| f.display.clone()),
+            path: f.map_or(String::new(), |f| report::table::sanitize(&f.display)),
             line: line_number(data, offset),
             reason: reason.name().to_string(),
         });
@@ -779,8 +779,9 @@ fn with_pool<T>(
     let mut diag = Diagnostics::default();
     let result = body(&mut diag);
     for line in &diag.unreadable {
-        // Errors about unreadable files go to stderr whatever happens next.
-        let _ = writeln!(err, "hopscope: {line}");
+        // Errors about unreadable files go to stderr whatever happens next;
+        // a path's control characters are escaped, never sent raw.
+        let _ = writeln!(err, "hopscope: {}", report::table::sanitize(line));
     }
     result.map(|t| (t, diag.exit_code()))
 }

@@ -4,7 +4,10 @@
 mod cli;
 mod equivalence;
 mod examples;
+mod fuzz;
 mod generated;
+mod hostile;
+mod realdata;
 
 mod testdata;
 mod util;

@@ -66,6 +66,15 @@ impl SkipReason {
     }
 }
 
+/// The latest usable timestamp, 2100-01-01T00:00:00Z in ns. Earlier than
+/// 1970 or later than this is `bad_timestamp`: every time and difference the
+/// assembly computes then stays far inside i64 nanoseconds.
+pub const TS_MAX: i64 = 4_102_444_800_000_000_000;
+
+/// The longest usable duration (one year); a longer one is ignored as
+/// nonsense (a wrong unit), like an unreadable one.
+pub const DURATION_MAX: i64 = 365 * 24 * 3_600_000_000_000;
+
 /// Name slots counted per role in [`ParseStats::names_used`].
 pub const NAME_SLOTS: usize = 16;
 
@@ -487,6 +496,9 @@ fn build_record(
         TsError::Absent => SkipReason::NoTimestamp,
         TsError::Bad => SkipReason::BadTimestamp,
     })?;
+    if !(0..=TS_MAX).contains(&ts) {
+        return Err(SkipReason::BadTimestamp);
+    }
     let ts_name = match (pattern, ts_value) {
         (None, Some(v)) => rules
             .schema
@@ -551,7 +563,7 @@ fn parse_duration_value(
                 .and_then(|n| time::unit_from_name(n))
         })
         .unwrap_or(DurationUnit::Ms);
-    time::parse_duration(v.text.trim(), unit).filter(|&d| d != Record::NO_DURATION)
+    time::parse_duration(v.text.trim(), unit).filter(|&d| d <= DURATION_MAX)
 }
 
 /// SPEC §1: a record fails when any failure field says so.
