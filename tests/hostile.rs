@@ -543,9 +543,6 @@ fn broken_container_envelopes() {
 /// turned into U+FFFD first, so the line becomes a record with the ID
 /// `r\u{FFFD}3` (and IDs differing only in bad bytes merge).
 #[test]
-#[ignore = "bug: parse::container::decode (Docker json-file) replaces invalid UTF-8 in `log` \
-            with U+FFFD, so a request ID with a bad byte becomes a record (`r\u{FFFD}3`) \
-            instead of counting as invalid_utf8 as in plain files and CRI"]
 fn invalid_utf8_inside_a_docker_envelope() {
     let d = tempfile::tempdir().unwrap();
     let id = "a".repeat(64);

@@ -297,11 +297,78 @@ fn docker_inner(raw: &[u8], escaped: bool) -> (Cow<'_, [u8]>, bool) {
             return (Cow::Borrowed(body), false);
         }
     }
-    let mut v = decode(raw).into_bytes();
+    let mut v = unescape_bytes(raw);
     let (t, partial) = strip_newline(&v);
     let keep = t.len();
     v.truncate(keep);
     (Cow::Owned(v), partial)
+}
+
+/// JSON escapes decoded byte by byte: other bytes are kept as they are, so a
+/// `log` value that is not valid UTF-8 stays so, and the inner line's parser
+/// reports `invalid_utf8` only where a needed field holds such bytes, as for
+/// plain files. A lone surrogate escape becomes U+FFFD.
+fn unescape_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = raw.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    while let Some(&b) = raw.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let Some(&e) = raw.get(i + 1) else {
+            out.push(b);
+            break;
+        };
+        i += 2;
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            continue;
+        }
+        if e != b'u' {
+            out.extend_from_slice(&[b'\\', e]);
+            continue;
+        }
+        let Some(hi) = hex4(i) else {
+            out.extend_from_slice(b"\\u");
+            continue;
+        };
+        i += 4;
+        let code = if (0xD800..0xDC00).contains(&hi)
+            && raw.get(i) == Some(&b'\\')
+            && raw.get(i + 1) == Some(&b'u')
+        {
+            match hex4(i + 2) {
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                }
+                _ => hi,
+            }
+        } else {
+            hi
+        };
+        let ch = char::from_u32(code).unwrap_or('\u{fffd}');
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    out
 }
 
 /// JSON escapes decoded; bytes that are not UTF-8 become U+FFFD (Docker
