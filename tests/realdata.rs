@@ -1233,7 +1233,8 @@ fn envoy_json_access_log_needs_ts_field() {
 
 /// Pretty-printed Zipkin v2 JSON arrays are no line format: every non-blank
 /// line is `unknown_format`, nothing crashes, and the run exits 0 with a
-/// `no_records` warning naming the file.
+/// `no_records` warning and a `span_export` hint (SPEC §7: "detect them and
+/// refuse with a hint"), both naming the file.
 #[test]
 fn zipkin_span_exports_are_skipped_not_crashed() {
     let rd = realdata_or_skip!();
@@ -1265,11 +1266,46 @@ fn zipkin_span_exports_are_skipped_not_crashed() {
             BTreeMap::from([("unknown_format".to_string(), (lines.len() - blank) as u64)]),
             "{what}"
         );
-        let w = &r["warnings"][0];
-        assert_eq!(w["code"], "no_records", "{what}");
-        assert!(
-            w["message"].as_str().unwrap().contains(s(&f)),
-            "{what}: {w}"
-        );
+        for code in ["no_records", "span_export"] {
+            let w = r["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["code"] == code)
+                .unwrap_or_else(|| panic!("{what}: no {code} warning in {}", r["warnings"]));
+            assert!(
+                w["message"].as_str().unwrap().contains(s(&f)),
+                "{what}: {w}"
+            );
+        }
     }
+}
+
+/// The same spans one per line (NDJSON, as Zipkin's Kafka and storage dumps
+/// write them; here skew.json's 4 spans): each line is a JSON object with
+/// `traceId` and `timestamp`, so today they are read as 4 log records
+/// (service from the file name, µs `duration`s taken as ms: 65 s visits)
+/// with no hint, instead of the `span_export` refusal the array form gets.
+#[test]
+#[ignore = "bug: span-export detection (SPEC §7 'detect them and refuse with a hint') misses \
+            Zipkin v2 spans written one per line: {\"traceId\",\"id\",\"kind\",\"timestamp\" \
+            (µs),\"duration\" (µs),\"localEndpoint\":{\"serviceName\"}} lines become records \
+            with µs read as ms, and no span_export warning"]
+fn zipkin_spans_one_per_line_get_the_hint() {
+    let rd = realdata_or_skip!();
+    let spans: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(rd.join("zipkin-lens-testdata/skew.json")).unwrap())
+            .unwrap();
+    assert_eq!(spans.len(), 4);
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("spans.json");
+    let body: String = spans.iter().map(|s| format!("{s}\n")).collect();
+    std::fs::write(&p, body).unwrap();
+    let r = report_json(&[s(&p)]);
+    assert_eq!(r["input"]["records"], 0, "{}", r["input"]);
+    assert!(
+        warning_codes(&r).contains(&"span_export".to_string()),
+        "{}",
+        r["warnings"]
+    );
 }

@@ -232,6 +232,11 @@ pub(crate) struct NameRef {
 /// `{"service":{"NAME":..}}` all reach it with one probe per key.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
+    /// The entry's id (its index; for [`Schema::node`]).
+    pub(crate) id: u32,
+    /// The only name as (role, index) when there is exactly one (the usual
+    /// case), for [`Collector::wants_hit`].
+    one: Option<(Role, u32)>,
     prefix: u32,
     lower: Box<[u8]>,
     /// Names that match a value found at this key.
@@ -255,13 +260,13 @@ pub struct Schema {
     /// The lookup keys of `nodes` (same indices), chained per bucket.
     slots: Vec<Slot>,
     /// Per bucket: the first slot index plus one (0 = empty).
-    table: Vec<u32>,
-    /// 64 minus log2 of the table size.
-    shift: u32,
-    /// Bit `n` set when some entry has a key of length `n` (63 = 63 or more).
-    len_mask: u64,
-    max_key_len: usize,
+    table: Box<[u32; TABLE_SIZE]>,
 }
+
+/// Buckets in [`Schema`]'s table: a fixed power of two, so that a masked
+/// bucket index needs no bounds check (a schema has tens of names; a huge
+/// one only makes chains longer).
+const TABLE_SIZE: usize = 1024;
 
 impl Default for Schema {
     /// The SPEC defaults, no overrides.
@@ -306,6 +311,8 @@ impl Schema {
         let mut node_at = |nodes: &mut Vec<Node>, prefix: u32, lower: &[u8]| -> usize {
             *index.entry((prefix, lower.to_vec())).or_insert_with(|| {
                 nodes.push(Node {
+                    id: u32::try_from(nodes.len()).unwrap_or(NO_ID),
+                    one: None,
                     prefix,
                     lower: lower.into(),
                     names: Vec::new(),
@@ -364,29 +371,32 @@ impl Schema {
                 }
             }
         }
-        let cap = (nodes.len() * 4).max(64).next_power_of_two();
-        let shift = 64 - cap.trailing_zeros();
-        let mut table = vec![0u32; cap];
+        let mut table = Box::new([0u32; TABLE_SIZE]);
         let mut slots = Vec::with_capacity(nodes.len());
-        let mut len_mask = 0u64;
-        let mut max_key_len = 0;
-        for (n, node) in nodes.iter().enumerate() {
+        for node in nodes.iter_mut() {
+            node.one = match node.names.as_slice() {
+                [name] => Some((name.role, name.index)),
+                _ => None,
+            };
             let len = node.lower.len();
-            len_mask |= 1u64 << len.min(63);
-            max_key_len = max_key_len.max(len);
             let (w0, w1) = raw_words(&node.lower, 0, len.min(16));
-            let meta = key_meta(node.prefix, len);
-            let head = table.get_mut(bucket(w0, w1, meta, shift));
-            let next = head.as_ref().map_or(0, |h| **h);
             slots.push(Slot {
                 w0,
                 w1,
                 letters0: letters(w0),
                 letters1: letters(w1),
-                meta,
-                next,
+                meta: key_meta(node.prefix, len),
+                next: 0,
             });
-            if let Some(head) = head {
+        }
+        // Chains in node order (earlier names first), so linked from the end.
+        for (n, slot) in slots.iter_mut().enumerate().rev() {
+            let Some(node) = nodes.get(n) else {
+                continue;
+            };
+            let (first, last) = ends(&node.lower, 0, node.lower.len());
+            if let Some(head) = table.get_mut(bucket(first, last, slot.meta) % TABLE_SIZE) {
+                slot.next = *head;
                 *head = u32::try_from(n + 1).unwrap_or(0);
             }
         }
@@ -395,9 +405,6 @@ impl Schema {
             nodes,
             slots,
             table,
-            shift,
-            len_mask,
-            max_key_len,
         }
     }
 
@@ -425,12 +432,13 @@ impl Schema {
         end: usize,
     ) -> Option<Hit<'_>> {
         let len = end.checked_sub(start)?;
-        if len > self.max_key_len || self.len_mask & (1u64 << len.min(63)) == 0 {
+        let meta = key_meta(prefix, len);
+        let (first, last) = ends(line, start, end);
+        let mut next = *self.table.get(bucket(first, last, meta) % TABLE_SIZE)?;
+        if next == 0 {
             return None;
         }
         let raw = raw_words(line, start, len.min(16));
-        let meta = key_meta(prefix, len);
-        let mut next = *self.table.get(bucket(raw.0, raw.1, meta, self.shift))?;
         while let Some(id) = next.checked_sub(1) {
             let slot = self.slots.get(id as usize)?;
             // Letters compare with their case bit set, everything else as is.
@@ -440,7 +448,7 @@ impl Schema {
             {
                 let node = self.nodes.get(id as usize)?;
                 if len <= 16 || line.get(start..end)?.eq_ignore_ascii_case(&node.lower) {
-                    return Some(Hit { id, node, raw, len });
+                    return Some(Hit { node });
                 }
             }
             next = slot.next;
@@ -455,39 +463,39 @@ impl Schema {
     }
 }
 
-/// A key found by [`Schema::lookup`]: its entry, and what the exact-case
-/// test needs to know about how the key was spelled.
+/// A key found by [`Schema::lookup`]: its entry. One pointer, so that it
+/// travels in a register.
 #[derive(Clone, Copy)]
 pub(crate) struct Hit<'s> {
-    /// The entry's id (for [`Schema::node`]).
-    pub(crate) id: u32,
     /// The entry.
     pub(crate) node: &'s Node,
-    raw: (u64, u64),
-    len: usize,
 }
 
 impl Hit<'_> {
-    /// Whether the key, `key` being its bytes and taken as the whole path,
-    /// is spelled exactly `name` (word compare for keys up to 16 bytes).
-    #[inline]
-    pub(crate) fn spells(&self, name: &NameRef, key: &[u8]) -> bool {
-        name.name.len() == self.len
-            && if self.len <= 16 {
-                name.raw == self.raw
-            } else {
-                *name.name == *key
-            }
+    /// The entry's id (for [`Schema::node`]).
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u32 {
+        self.node.id
     }
-}
 
-/// The low `n` bytes (`n <= 8`) of a word.
-#[inline(always)]
-fn low_bytes(w: u64, n: usize) -> u64 {
-    if n >= 8 {
-        w
-    } else {
-        w & ((1u64 << (8 * n)) - 1)
+    /// The entry's [`Node::child`] (the prefix id inside an object found at
+    /// this key), or [`NO_ID`].
+    #[inline(always)]
+    pub(crate) fn child(&self) -> u32 {
+        self.node.child
+    }
+
+    /// Whether the key `line[start..end]`, taken as the whole path, is
+    /// spelled exactly `name` (word compare for keys up to 16 bytes).
+    #[inline(always)]
+    pub(crate) fn spells(&self, name: &NameRef, line: &[u8], start: usize, end: usize) -> bool {
+        let len = end.saturating_sub(start);
+        name.name.len() == len
+            && if len <= 16 {
+                name.raw == raw_words(line, start, len)
+            } else {
+                line.get(start..end) == Some(&*name.name)
+            }
     }
 }
 
@@ -500,11 +508,10 @@ fn raw_words(line: &[u8], start: usize, len: usize) -> (u64, u64) {
         .and_then(|end| line.get(start..end))
         .and_then(|s| <[u8; 16]>::try_from(s).ok());
     if let Some(sixteen) = sixteen {
-        let x = u128::from_le_bytes(sixteen);
-        return (
-            low_bytes(x as u64, len),
-            low_bytes((x >> 64) as u64, len.saturating_sub(8)),
-        );
+        // The low `len` bytes, without a branch on the length.
+        let bits = 8 * len.min(16) as u32;
+        let x = u128::from_le_bytes(sixteen) & u128::MAX.checked_shr(128 - bits).unwrap_or(0);
+        return (x as u64, (x >> 64) as u64);
     }
     let key = line
         .get(start..start.saturating_add(len.min(16)))
@@ -556,14 +563,28 @@ fn key_meta(prefix: u32, len: usize) -> u64 {
     u64::from(prefix) << 32 | len as u64
 }
 
-/// The bucket of a key from its first 16 bytes (any case: every byte is
-/// hashed with its 0x20 bit set, which folds `A` onto `a`) and meta.
+/// The first and last bytes of the key `line[start..end]` (0 when empty).
 #[inline(always)]
-fn bucket(w0: u64, w1: u64, meta: u64, shift: u32) -> usize {
-    const CASE: u64 = 0x2020_2020_2020_2020;
-    let h = ((w0 | CASE) ^ (w1 | CASE).rotate_left(29) ^ meta.wrapping_mul(0xA076_1D64_78BD_642F))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> shift) as usize
+fn ends(line: &[u8], start: usize, end: usize) -> (u8, u8) {
+    if start >= end {
+        return (0, 0);
+    }
+    let byte = |i: usize| line.get(i).copied().unwrap_or(0);
+    (byte(start), byte(end - 1))
+}
+
+/// The bucket of a key (before masking to the table size) from its first
+/// and last bytes and its meta (length and prefix). Cheap rather than
+/// strong: no multiply on the path of every key, and the default names
+/// spread well (at most four share a bucket). Any case: only the low five
+/// bits of the bytes count, which `A` and `a` share.
+#[inline(always)]
+fn bucket(first: u8, last: u8, meta: u64) -> usize {
+    let len = meta as u32 as usize;
+    let prefix = (meta >> 32) as usize;
+    (usize::from(first & 31) | usize::from(last & 31) << 5)
+        ^ len.wrapping_mul(37)
+        ^ prefix.wrapping_mul(0x9E5)
 }
 
 /// 0x20 in each byte of `w` that is an ASCII lower-case letter.
@@ -660,6 +681,13 @@ impl<'a> LineText<'a> {
         }
     }
 
+    /// The text at `start..end` when the line is valid UTF-8 (and the range
+    /// on character boundaries).
+    #[inline(always)]
+    pub(crate) fn str_at(&self, start: usize, end: usize) -> Option<&'a str> {
+        self.text.and_then(|t| t.get(start..end))
+    }
+
     /// The value at `start..end` with its backslash escapes decoded.
     pub(crate) fn unescaped(&self, start: usize, end: usize) -> Offered<'a> {
         match self.bytes.get(start..end).and_then(unescape) {
@@ -685,6 +713,13 @@ pub struct Collector<'s, 'a> {
     exact: u16,
     /// Bit per role: its candidate is not valid UTF-8 (its text is empty).
     invalid: u16,
+    /// Bit per role: it has a candidate (so [`Collector::reset`] clears only
+    /// those).
+    filled: u16,
+    /// Per role with a candidate: the candidate's name index (a copy of
+    /// [`FieldValue::name_index`] that [`Collector::beats`] reads without
+    /// touching the values).
+    best: [u32; ROLE_COUNT],
 }
 
 impl<'s, 'a> Collector<'s, 'a> {
@@ -695,7 +730,51 @@ impl<'s, 'a> Collector<'s, 'a> {
             fields: Fields::default(),
             exact: 0,
             invalid: 0,
+            filled: 0,
+            best: [0; ROLE_COUNT],
         }
+    }
+
+    /// Empties the collector for the next line, keeping its storage: the
+    /// per-line path reuses one collector and reads the winners in place
+    /// with [`Collector::result`] instead of moving a [`Fields`] out.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        let mut filled = self.filled;
+        while filled != 0 {
+            let role = filled.trailing_zeros() as usize;
+            filled &= filled - 1;
+            if let Some(v) = self.fields.values.get_mut(role) {
+                *v = None;
+            }
+        }
+        self.filled = 0;
+        self.exact = 0;
+        self.invalid = 0;
+    }
+
+    /// Replaces the candidates with `fields` (a format that has no
+    /// [`Collector`] of its own, such as a regex, still reuses the storage).
+    pub(crate) fn set_fields(&mut self, fields: Fields<'a>) {
+        self.filled = 0;
+        for (role, v) in fields.values.iter().enumerate() {
+            if let (Some(v), Some(best)) = (v, self.best.get_mut(role)) {
+                self.filled |= 1 << role;
+                *best = u32::try_from(v.name_index).unwrap_or(u32::MAX);
+            }
+        }
+        self.fields = fields;
+        self.exact = 0;
+        self.invalid = 0;
+    }
+
+    /// [`Collector::try_finish`] by reference.
+    #[inline]
+    pub(crate) fn result(&self) -> Result<&Fields<'a>, LineError> {
+        if self.invalid != 0 {
+            return Err(LineError::InvalidUtf8);
+        }
+        Ok(&self.fields)
     }
 
     /// The schema this collector matches against.
@@ -710,7 +789,7 @@ impl<'s, 'a> Collector<'s, 'a> {
         let key = key.as_bytes();
         if let Some(hit) = self.schema.lookup(0, key) {
             let value = Offered::Text(value.text, value.kind);
-            self.offer_node(hit.node, |name| hit.spells(name, key), value);
+            self.offer_node(hit.node, |name| hit.spells(name, key, 0, key.len()), value);
         }
     }
 
@@ -721,7 +800,7 @@ impl<'s, 'a> Collector<'s, 'a> {
             && self.wants(hit.node)
         {
             let value = Offered::from_bytes(value, kind);
-            self.offer_node(hit.node, |name| hit.spells(name, key), value);
+            self.offer_node(hit.node, |name| hit.spells(name, key, 0, key.len()), value);
         }
     }
 
@@ -729,15 +808,18 @@ impl<'s, 'a> Collector<'s, 'a> {
     /// whether the key is spelled exactly like it (computed only if needed).
     #[inline(always)]
     fn beats(&self, name: &NameRef, exact: impl FnOnce() -> bool) -> bool {
-        let role = name.role.index();
-        match self.fields.values.get(role) {
-            Some(Some(v)) => {
-                let index = name.index as usize;
-                index < v.name_index
-                    || (index == v.name_index && self.exact & (1 << role) == 0 && exact())
-            }
-            _ => true,
+        self.beats_at(name.role, name.index, exact)
+    }
+
+    /// [`Collector::beats`] for the name at `index` in `role`'s list.
+    #[inline(always)]
+    fn beats_at(&self, role: Role, index: u32, exact: impl FnOnce() -> bool) -> bool {
+        let role = role.index();
+        if self.filled & (1 << role) == 0 {
+            return true;
         }
+        let best = self.best.get(role).copied().unwrap_or(u32::MAX);
+        index < best || (index == best && self.exact & (1 << role) == 0 && exact())
     }
 
     /// Whether a value at `node` could still improve some role, so scanners
@@ -745,6 +827,40 @@ impl<'s, 'a> Collector<'s, 'a> {
     #[inline(always)]
     pub(crate) fn wants(&self, node: &Node) -> bool {
         node.names.iter().any(|n| self.beats(n, || true))
+    }
+
+    /// [`Collector::wants`] of a lookup's entry, read from the hit itself
+    /// when the entry has one name.
+    #[inline(always)]
+    pub(crate) fn wants_hit(&self, hit: &Hit<'_>) -> bool {
+        match hit.node.one {
+            Some((role, index)) => self.beats_at(role, index, || true),
+            None => self.wants(hit.node),
+        }
+    }
+
+    /// [`Collector::offer_node`] of a scalar value at a top-level key
+    /// `line[key_start..key_end]` matched as `hit`: the common case, with
+    /// the value's text at hand.
+    #[inline(always)]
+    pub(crate) fn offer_text(
+        &mut self,
+        hit: Hit<'_>,
+        line: &[u8],
+        key: (usize, usize),
+        text: &'a str,
+        kind: ValueKind,
+    ) {
+        let is_exact = |name: &NameRef| hit.spells(name, line, key.0, key.1);
+        match hit.node.names.as_slice() {
+            [name] if kind != ValueKind::Object => {
+                if !is_blank_text(text) {
+                    let exact = is_exact(name);
+                    self.place_exact(name, exact, Cow::Borrowed(text), kind, false);
+                }
+            }
+            _ => self.offer_node(hit.node, is_exact, Offered::Text(Cow::Borrowed(text), kind)),
+        }
     }
 
     /// Offers a value found at `node`; `is_exact(name)` tells whether the
@@ -792,7 +908,19 @@ impl<'s, 'a> Collector<'s, 'a> {
         if kind == ValueKind::Object && name.role != Role::Error {
             return;
         }
-        let exact = is_exact(name);
+        self.place_exact(name, is_exact(name), text, kind, invalid);
+    }
+
+    /// [`Collector::place`] with the key's exactness known.
+    #[inline(always)]
+    fn place_exact(
+        &mut self,
+        name: &NameRef,
+        exact: bool,
+        text: Cow<'a, str>,
+        kind: ValueKind,
+        invalid: bool,
+    ) {
         if !self.beats(name, || exact) {
             return;
         }
@@ -806,6 +934,10 @@ impl<'s, 'a> Collector<'s, 'a> {
             name_index: name.index as usize,
         });
         let bit = 1u16 << role;
+        self.filled |= bit;
+        if let Some(best) = self.best.get_mut(role) {
+            *best = name.index;
+        }
         if exact {
             self.exact |= bit;
         } else {

@@ -77,6 +77,17 @@ pub fn parse_json<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, Lin
     c.try_finish()
 }
 
+/// [`parse_json`] into a reused collector (emptied first); the winners are
+/// then read with [`Collector::result`].
+#[inline]
+pub(crate) fn parse_json_into<'a>(
+    line: &'a [u8],
+    c: &mut Collector<'_, 'a>,
+) -> Result<(), LineError> {
+    c.reset();
+    scan(strip_line(line), c)
+}
+
 /// Whether `line` is one JSON object (structure only, whatever its fields).
 pub fn is_json_object(line: &[u8]) -> bool {
     let mut c = Collector::new(empty_schema());
@@ -104,6 +115,65 @@ fn string_stop(ch: u8) -> bool {
 #[inline(always)]
 fn stop_mask(w: u64) -> u64 {
     less_mask(w, 0x20) | eq_mask(w, b'"') | eq_mask(w, b'\\')
+}
+
+/// Whether a line has no backslash and no control character (no byte below
+/// 0x20, so no whitespace but spaces): then every `"` in it delimits a
+/// string, and [`scan_object::<true>`] looks for nothing else. One pass that
+/// the compiler vectorizes (no early exit).
+#[inline]
+fn is_plain(b: &[u8]) -> bool {
+    let mut special = false;
+    for &ch in b {
+        special |= (ch < 0x20) | (ch == b'\\');
+    }
+    !special
+}
+
+/// [`scan_string`] in a line that [`is_plain`] (with `PLAIN`): the string
+/// ends at the next `"`.
+#[inline(always)]
+fn scan_str<const PLAIN: bool>(b: &[u8], i: usize) -> Result<KeySpan, LineError> {
+    if !PLAIN {
+        return scan_string(b, i);
+    }
+    let start = i + 1;
+    let mut j = start;
+    while let Some(w) = word_at(b, j) {
+        let m = eq_mask(w, b'"');
+        if m != 0 {
+            return Ok(KeySpan {
+                start,
+                end: j + (m.trailing_zeros() / 8) as usize,
+                escaped: false,
+            });
+        }
+        j += 8;
+    }
+    while let Some(&ch) = b.get(j) {
+        if ch == b'"' {
+            return Ok(KeySpan {
+                start,
+                end: j,
+                escaped: false,
+            });
+        }
+        j += 1;
+    }
+    Err(LineError::Parse)
+}
+
+/// [`skip_ws`]; in a line that [`is_plain`] (with `PLAIN`), spaces are the
+/// only whitespace.
+#[inline(always)]
+fn skip_ws_in<const PLAIN: bool>(b: &[u8], mut i: usize) -> usize {
+    if !PLAIN {
+        return skip_ws(b, i);
+    }
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    i
 }
 
 /// Scans the string whose opening quote is at `i`; returns the span of its
@@ -242,8 +312,8 @@ fn offer_at<'a>(
 ) {
     let path = frames.get(2..).unwrap_or(&[]);
     if path.is_empty() && !key.escaped {
-        let k = b.get(key.start..key.end).unwrap_or(&[]);
-        c.offer_node(hit.node, |name| hit.spells(name, k), value);
+        let (start, end) = (key.start, key.end);
+        c.offer_node(hit.node, |name| hit.spells(name, b, start, end), value);
     } else if let Some(last) = key_bytes(b, key) {
         c.offer_node(hit.node, |name| path_is(b, path, &last, &name.name), value);
     }
@@ -260,16 +330,31 @@ fn string_value<'a>(line: &LineText<'a>, span: KeySpan) -> Offered<'a> {
 }
 
 /// The scanner proper: validates `b` as one JSON object and feeds the
-/// collector. The top level (flat objects are the common case) is a plain
-/// loop; nested values go to [`scan_nested`].
+/// collector. Lines without backslashes and control characters (almost all)
+/// take a simpler string scan.
 fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError> {
+    if is_plain(b) {
+        scan_object::<true>(b, c)
+    } else {
+        scan_object::<false>(b, c)
+    }
+}
+
+/// [`scan`] of a line that [`is_plain`] (with `PLAIN`), or of any line. The
+/// top level (flat objects are the common case) is a plain loop; nested
+/// values go to [`scan_nested`].
+#[inline(always)]
+fn scan_object<'s, 'a, const PLAIN: bool>(
+    b: &'a [u8],
+    c: &mut Collector<'s, 'a>,
+) -> Result<(), LineError> {
     let schema = c.schema();
     let line = LineText::new(b);
-    let mut i = skip_ws(b, 0);
+    let mut i = skip_ws_in::<PLAIN>(b, 0);
     if b.get(i) != Some(&b'{') {
         return Err(LineError::Parse);
     }
-    i = skip_ws(b, i + 1);
+    i = skip_ws_in::<PLAIN>(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return end_of_line(b, i + 1);
     }
@@ -277,18 +362,18 @@ fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError>
         if b.get(i) != Some(&b'"') {
             return Err(LineError::Parse);
         }
-        let key = scan_string(b, i)?;
-        i = skip_ws(b, key.end + 1);
+        let key = scan_str::<PLAIN>(b, i)?;
+        i = skip_ws_in::<PLAIN>(b, key.end + 1);
         if b.get(i) != Some(&b':') {
             return Err(LineError::Parse);
         }
-        i = skip_ws(b, i + 1);
+        i = skip_ws_in::<PLAIN>(b, i + 1);
         let hit = match if key.escaped {
             key_bytes(b, key).and_then(|k| schema.lookup(0, &k))
         } else {
             schema.lookup_in(0, b, key.start, key.end)
         } {
-            Some(hit) if hit.node.child != NO_ID || c.wants(hit.node) => Some(hit),
+            Some(hit) if hit.child() != NO_ID || c.wants_hit(&hit) => Some(hit),
             _ => None,
         };
         let Some(&ch) = b.get(i) else {
@@ -296,17 +381,31 @@ fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError>
         };
         match ch {
             b'"' => {
-                let span = scan_string(b, i)?;
+                let span = scan_str::<PLAIN>(b, i)?;
                 i = span.end + 1;
                 if let Some(hit) = hit {
-                    offer_at(c, b, &[], hit, key, string_value(&line, span));
+                    match line.str_at(span.start, span.end) {
+                        Some(text) if !key.escaped && !span.escaped => {
+                            let key = (key.start, key.end);
+                            c.offer_text(hit, b, key, text, ValueKind::String);
+                        }
+                        _ => offer_at(c, b, &[], hit, key, string_value(&line, span)),
+                    }
                 }
             }
             b'-' | b'0'..=b'9' => {
                 let end = scan_number(b, i)?;
                 if let Some(hit) = hit {
-                    let value = line.value(i, end, ValueKind::Number);
-                    offer_at(c, b, &[], hit, key, value);
+                    match line.str_at(i, end) {
+                        Some(text) if !key.escaped => {
+                            let key = (key.start, key.end);
+                            c.offer_text(hit, b, key, text, ValueKind::Number);
+                        }
+                        _ => {
+                            let value = line.value(i, end, ValueKind::Number);
+                            offer_at(c, b, &[], hit, key, value);
+                        }
+                    }
                 }
                 i = end;
             }
@@ -325,9 +424,9 @@ fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError>
             }
             _ => return Err(LineError::Parse),
         }
-        i = skip_ws(b, i);
+        i = skip_ws_in::<PLAIN>(b, i);
         match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b',') => i = skip_ws_in::<PLAIN>(b, i + 1),
             Some(b'}') => return end_of_line(b, i + 1),
             _ => return Err(LineError::Parse),
         }
@@ -412,7 +511,7 @@ fn scan_nested<'s, 'a>(
                             let node = hit.node;
                             let prefix = if is_arr { NO_ID } else { node.child };
                             let capture = if node.has_error && c.wants(node) {
-                                hit.id
+                                hit.id()
                             } else {
                                 NO_ID
                             };
@@ -491,7 +590,7 @@ fn scan_nested<'s, 'a>(
                         schema.lookup_in(f.prefix, b, key.start, key.end)
                     };
                     if let Some(hit) = found
-                        && (hit.node.child != NO_ID || c.wants(hit.node))
+                        && (hit.child() != NO_ID || c.wants_hit(&hit))
                     {
                         pending = Some((hit, key));
                     }
@@ -1141,6 +1240,42 @@ mod tests {
                 let want = reference(&pairs, role.default_names(), role == Role::Error);
                 let got = f.get(role).map(|v| v.text.to_string());
                 prop_assert_eq!(got, want, "role {:?} line {}", role, line);
+            }
+        }
+
+        /// The plain-line scan gives what the general one gives, and a
+        /// reused collector what a fresh one gives.
+        #[test]
+        fn plain_scan_and_reuse_agree(
+            first in prop::collection::vec((arb_key(), arb_value()), 0..8),
+            second in prop::collection::vec((arb_key(), arb_value()), 0..8),
+            cut in 0usize..200,
+        ) {
+            let line = |pairs: &[(String, serde_json::Value)]| {
+                let body: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()))
+                    .collect();
+                format!("{{{}}}", body.join(","))
+            };
+            let (a, b) = (line(&first), line(&second));
+            let s = Schema::default();
+            // Whole lines and truncated (mostly broken) ones.
+            let b_cut = &b.as_bytes()[..cut.min(b.len())];
+            for text in [a.as_bytes(), b.as_bytes(), b_cut] {
+                let mut general = Collector::new(&s);
+                let g = scan_object::<false>(text, &mut general).map(|()| general.try_finish());
+                if is_plain(text) {
+                    let mut plain = Collector::new(&s);
+                    let p = scan_object::<true>(text, &mut plain).map(|()| plain.try_finish());
+                    prop_assert_eq!(&p, &g, "{:?}", String::from_utf8_lossy(text));
+                }
+                let fresh = parse_json(text, &s);
+                prop_assert_eq!(g.and_then(|r| r), fresh.clone());
+                let mut reused = Collector::new(&s);
+                let _ = parse_json_into(a.as_bytes(), &mut reused);
+                let again = parse_json_into(text, &mut reused).and_then(|()| reused.result().cloned());
+                prop_assert_eq!(again, fresh);
             }
         }
     }

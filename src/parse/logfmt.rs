@@ -18,9 +18,26 @@ use super::fields::{LineText, empty_schema, strip_line};
 /// wins a role is not valid UTF-8. Every value has [`ValueKind::String`];
 /// `key=` and `key=""` count as absent.
 pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, LineError> {
-    let b = strip_line(line);
-    let line = LineText::new(b);
     let mut c = Collector::new(schema);
+    scan(strip_line(line), &mut c)?;
+    c.try_finish()
+}
+
+/// [`parse_logfmt`] into a reused collector (emptied first); the winners
+/// are then read with [`Collector::result`].
+#[inline]
+pub(crate) fn parse_logfmt_into<'a>(
+    line: &'a [u8],
+    c: &mut Collector<'_, 'a>,
+) -> Result<(), LineError> {
+    c.reset();
+    scan(strip_line(line), c)
+}
+
+/// The scanner proper: feeds the pairs of `b` to the collector.
+fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
+    let schema = c.schema();
+    let line = LineText::new(b);
     let mut i = skip_ws(b, 0);
     if b.get(i) == Some(&b'{') {
         return Err(LineError::Parse);
@@ -48,12 +65,12 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
             i = skip_ws(b, skip_word(b, i));
             continue;
         }
-        let key = b.get(key_start..i).unwrap_or(&[]);
+        let key_end = i;
         i += 1;
         pairs += 1;
         let hit = schema
-            .lookup_in(0, b, key_start, i - 1)
-            .filter(|hit| c.wants(hit.node));
+            .lookup_in(0, b, key_start, key_end)
+            .filter(|hit| c.wants_hit(hit));
         if b.get(i) == Some(&b'"') {
             let (start, end, escaped) = scan_quoted(b, i).ok_or(LineError::Parse)?;
             if let Some(hit) = hit {
@@ -62,7 +79,11 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
                 } else {
                     line.value(start, end, ValueKind::String)
                 };
-                c.offer_node(hit.node, |name| hit.spells(name, key), value);
+                c.offer_node(
+                    hit.node,
+                    |name| hit.spells(name, b, key_start, key_end),
+                    value,
+                );
             }
             // Anything glued to the closing quote is ignored.
             i = skip_word(b, end + 1);
@@ -71,7 +92,11 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
             i = skip_word(b, i);
             if let Some(hit) = hit {
                 let value = line.value(start, i, ValueKind::String);
-                c.offer_node(hit.node, |name| hit.spells(name, key), value);
+                c.offer_node(
+                    hit.node,
+                    |name| hit.spells(name, b, key_start, key_end),
+                    value,
+                );
             }
         }
         i = skip_ws(b, i);
@@ -79,7 +104,7 @@ pub fn parse_logfmt<'a>(line: &'a [u8], schema: &Schema) -> Result<Fields<'a>, L
     if pairs == 0 {
         return Err(LineError::Parse);
     }
-    c.try_finish()
+    Ok(())
 }
 
 /// Whether `line` has at least one `key=value` pair and is not JSON-like

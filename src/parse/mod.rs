@@ -11,15 +11,14 @@ pub mod logfmt;
 pub mod regex;
 pub mod time;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use memchr::memchr;
+use memchr::memchr_iter;
 
 use crate::model::{IdKey, Interner, Kind, Record, SpanPair};
 use detect::LineFormat;
-use fields::{FieldValue, Fields, LineError, Role, Schema, ValueKind};
-use time::{DurationUnit, TsError, TzSpec};
+use fields::{Collector, FieldValue, Fields, LineError, Role, Schema, ValueKind};
+use time::{DurationUnit, TsError, TzSpec, trim};
 
 /// Why a line was not used (SPEC §1), in the order of the JSON map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,20 +265,21 @@ pub struct ChunkRecords {
 /// Iterates the lines of `data` as (offset of line start, line without its
 /// `\n` or `\r\n`).
 pub fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    // One searcher over the whole chunk rather than a search per line.
+    let mut ends = memchr_iter(b'\n', data);
     let mut pos = 0usize;
     std::iter::from_fn(move || {
-        let rest = data.get(pos..)?;
-        if rest.is_empty() {
+        if pos >= data.len() {
             return None;
         }
         let start = pos;
-        let (line, next) = match memchr(b'\n', rest) {
-            Some(i) => (rest.get(..i).unwrap_or_default(), pos + i + 1),
-            None => (rest, data.len()),
+        let end = match ends.next() {
+            Some(i) => i,
+            None => data.len(),
         };
-        pos = next;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        Some((start, line))
+        pos = end + 1;
+        let line = data.get(start..end).unwrap_or_default();
+        Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
     })
 }
 
@@ -296,6 +296,9 @@ pub fn parse_chunk(
         ..ChunkRecords::default()
     };
     let path_service = out.services.intern(ctx.path_service);
+    // One collector for every plain line of the chunk: its storage is
+    // reused and the winners are read in place.
+    let mut scratch = Collector::new(&rules.schema);
     let mut joiner = ctx
         .reader
         .envelope
@@ -312,7 +315,12 @@ pub fn parse_chunk(
             continue;
         }
         let (Some(env), Some(joiner)) = (ctx.reader.envelope, joiner.as_mut()) else {
-            parse_line(line, None, offset, ctx, rules, path_service, &mut out);
+            let line = Line {
+                bytes: line,
+                envelope_time: None,
+                offset,
+            };
+            parse_line(line, ctx, rules, path_service, &mut out, &mut scratch);
             continue;
         };
         let Some(unwrapped) = container::unwrap_line(line, env) else {
@@ -328,8 +336,13 @@ pub fn parse_chunk(
                 out.stats.skip(ctx.file, offset, SkipReason::TooLong);
             }
             container::Joined::Line(c) => {
-                let time = c.time.as_deref();
-                parse_line(&c.inner, time, c.offset, ctx, rules, path_service, &mut out);
+                let line = Line {
+                    bytes: &c.inner,
+                    envelope_time: c.time.as_deref(),
+                    offset: c.offset,
+                };
+                let mut scratch = Collector::new(&rules.schema);
+                parse_line(line, ctx, rules, path_service, &mut out, &mut scratch);
             }
         }
     }
@@ -343,8 +356,13 @@ pub fn parse_chunk(
                 }
                 container::Joined::Line(c) => {
                     out.stats.lines += 1;
-                    let time = c.time.as_deref();
-                    parse_line(&c.inner, time, c.offset, ctx, rules, path_service, &mut out);
+                    let line = Line {
+                        bytes: &c.inner,
+                        envelope_time: c.time.as_deref(),
+                        offset: c.offset,
+                    };
+                    let mut scratch = Collector::new(&rules.schema);
+                    parse_line(line, ctx, rules, path_service, &mut out, &mut scratch);
                 }
             }
         }
@@ -352,17 +370,29 @@ pub fn parse_chunk(
     out
 }
 
-/// One (inner) line → a record or a counted skip. `envelope_time` stands in
-/// when the line has no timestamp of its own.
-fn parse_line(
-    line: &[u8],
-    envelope_time: Option<&str>,
+/// One (inner) line to parse: its bytes, the envelope's time (which stands
+/// in when the line has no timestamp of its own) and its offset.
+struct Line<'a, 't> {
+    bytes: &'a [u8],
+    envelope_time: Option<&'t str>,
     offset: u64,
+}
+
+/// One (inner) line → a record or a counted skip. The line's fields are
+/// collected in `scratch`, reused across lines.
+fn parse_line<'a>(
+    line: Line<'a, '_>,
     ctx: &FileContext<'_>,
     rules: &LineRules,
     path_service: u32,
     out: &mut ChunkRecords,
+    scratch: &mut Collector<'_, 'a>,
 ) {
+    let Line {
+        bytes: line,
+        envelope_time,
+        offset,
+    } = line;
     if detect::is_blank(line) {
         out.stats.blank += 1;
         return;
@@ -372,11 +402,13 @@ fn parse_line(
             out.stats.skip(ctx.file, offset, SkipReason::UnknownFormat);
             return;
         }
-        Some(FileFormat::Json) => json::parse_json(line, &rules.schema),
-        Some(FileFormat::Logfmt) => logfmt::parse_logfmt(line, &rules.schema),
-        Some(FileFormat::Regex(p)) => regex::parse_regex(line, p),
+        Some(FileFormat::Json) => json::parse_json_into(line, scratch),
+        Some(FileFormat::Logfmt) => logfmt::parse_logfmt_into(line, scratch),
+        Some(FileFormat::Regex(p)) => {
+            regex::parse_regex(line, p).map(|fields| scratch.set_fields(fields))
+        }
     };
-    let fields = match parsed {
+    let fields = match parsed.and_then(|()| scratch.result()) {
         Ok(f) => f,
         Err(LineError::Parse) => {
             out.stats.skip(ctx.file, offset, SkipReason::ParseError);
@@ -387,7 +419,7 @@ fn parse_line(
             return;
         }
     };
-    match build_record(&fields, envelope_time, ctx, rules, path_service, out) {
+    match build_record(fields, envelope_time, ctx, rules, path_service, out) {
         Ok(mut rec) => {
             rec.loc = Record::pack_loc(ctx.file, offset);
             out.stats.records += 1;
@@ -399,17 +431,12 @@ fn parse_line(
                 .as_ref()
                 .is_some_and(|f| f.pattern().is_none())
             {
-                for role in fields::Role::ALL {
-                    if let Some(v) = fields.get(role) {
-                        let slot = v.name_index.min(NAME_SLOTS - 1);
-                        if let Some(n) = out
-                            .stats
-                            .names_used
-                            .get_mut(role.index())
-                            .and_then(|r| r.get_mut(slot))
-                        {
-                            *n += 1;
-                        }
+                // `values` is indexed by role, like `names_used`.
+                for (counts, v) in out.stats.names_used.iter_mut().zip(&fields.values) {
+                    if let Some(v) = v
+                        && let Some(n) = counts.get_mut(v.name_index.min(NAME_SLOTS - 1))
+                    {
+                        *n += 1;
                     }
                 }
             }
@@ -421,6 +448,10 @@ fn parse_line(
 
 /// True for request IDs that mean "no ID" (SPEC §1).
 pub fn is_placeholder_id(id: &str) -> bool {
+    // The words are at most 9 bytes long; the zero forms start with `0`.
+    if id.len() > 9 && !id.starts_with('0') {
+        return false;
+    }
     const WORDS: [&str; 8] = [
         "-",
         "null",
@@ -438,15 +469,105 @@ pub fn is_placeholder_id(id: &str) -> bool {
             && id.bytes().skip(2).all(|b| b == b'0'))
 }
 
-fn text<'a, 'f>(fields: &'f Fields<'a>, role: Role) -> Option<&'f Cow<'a, str>> {
+/// The text of `role`, trimmed; None when absent or blank.
+fn text<'f>(fields: &'f Fields<'_>, role: Role) -> Option<&'f str> {
     fields
         .get(role)
-        .map(|v| &v.text)
-        .filter(|t| !t.trim().is_empty())
+        .map(|v| trim(&v.text))
+        .filter(|t| !t.is_empty())
 }
 
 fn id_key(text: &str, ids: &mut Interner) -> IdKey {
-    IdKey::compact(text).unwrap_or_else(|| IdKey::interned(ids.intern(text)))
+    compact_id(text).unwrap_or_else(|| IdKey::interned(ids.intern(text)))
+}
+
+/// The tag of a canonical UUID in [`IdKey`] (see [`IdKey::compact`]).
+const UUID_TAG: u8 = 33;
+
+/// Exactly [`IdKey::compact`] (lowercase hex of 1 to 32 digits, or a
+/// canonical lowercase UUID), eight digits at a time.
+fn compact_id(text: &str) -> Option<IdKey> {
+    let b = text.as_bytes();
+    let word = |i: usize| fields::word_at(b, i);
+    let half = |i: usize| {
+        b.get(i..i + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map(|w| u64::from(u32::from_le_bytes(w)))
+    };
+    let (tag, value) = match b.len() {
+        36 => {
+            if [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
+                return None;
+            }
+            let v0 = hex8(word(0)?)?;
+            let v1 = hex8(half(9)? | half(14)? << 32)?;
+            let v2 = hex8(half(19)? | half(24)? << 32)?;
+            let v3 = hex8(word(28)?)?;
+            let v = u128::from(v0) << 96 | u128::from(v1) << 64 | u128::from(v2) << 32;
+            (UUID_TAG, v | u128::from(v3))
+        }
+        len @ 1..=32 => {
+            // A short first group, padded with leading zeros, then whole
+            // groups of eight.
+            let head = len % 8;
+            let mut v: u128 = 0;
+            let mut i = 0;
+            if head > 0 {
+                let mut pad = [b'0'; 8];
+                pad.get_mut(8 - head..)?.copy_from_slice(b.get(..head)?);
+                v = u128::from(hex8(u64::from_le_bytes(pad))?);
+                i = head;
+            }
+            while i < len {
+                v = v << 32 | u128::from(hex8(word(i)?)?);
+                i += 8;
+            }
+            (u8::try_from(len).ok()?, v)
+        }
+        _ => return None,
+    };
+    Some(IdKey {
+        tag,
+        hi: (value >> 64) as u64,
+        lo: value as u64,
+    })
+}
+
+/// The value of eight lowercase hex digits (the first in the low byte of
+/// `w`, as loaded from text), or None when any byte is not one.
+#[inline]
+fn hex8(w: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    // Per byte (all below 0x80): the high bit of (byte | 0x80) - n is set
+    // exactly when byte >= n; no borrow crosses bytes.
+    let at_least = |n: u8| (w | HIGH).wrapping_sub(ONES * u64::from(n)) & HIGH;
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if w & HIGH != 0 || digit | letter != HIGH {
+        return None;
+    }
+    // Nibbles: the low four bits, plus 9 for letters (bit 0x40 set).
+    let n = (w & (ONES * 0x0F)) + ((w >> 6) & ONES) * 9;
+    // The first digit is the most significant: reverse, then pack.
+    let n = n.swap_bytes();
+    let n = ((n >> 4) | n) & 0x00FF_00FF_00FF_00FF;
+    let n = ((n >> 8) | n) & 0x0000_FFFF_0000_FFFF;
+    let n = ((n >> 16) | n) & 0x0000_0000_FFFF_FFFF;
+    Some(n as u32)
+}
+
+/// [`Kind::from_value`] of a trimmed value, the four canonical spellings
+/// first.
+#[inline]
+fn kind_of(t: &str) -> Option<Kind> {
+    match t {
+        "server_recv" => Some(Kind::ServerRecv),
+        "server_send" => Some(Kind::ServerSend),
+        "client_send" => Some(Kind::ClientSend),
+        "client_recv" => Some(Kind::ClientRecv),
+        _ => Kind::from_value(t),
+    }
 }
 
 fn build_record(
@@ -457,16 +578,14 @@ fn build_record(
     path_service: u32,
     out: &mut ChunkRecords,
 ) -> Result<Record, SkipReason> {
-    let req = match text(fields, Role::RequestId) {
-        Some(t) => t.trim(),
-        None => return Err(SkipReason::NoRequestId),
+    let Some(req) = text(fields, Role::RequestId) else {
+        return Err(SkipReason::NoRequestId);
     };
     if is_placeholder_id(req) {
         return Err(SkipReason::NoRequestId);
     }
     let (service, service_name): (u32, &str) = match text(fields, Role::Service) {
-        Some(s) if !rules.service_from_path => {
-            let name = s.trim();
+        Some(name) if !rules.service_from_path => {
             out.stats.service_from_field += 1;
             (out.services.intern(name), name)
         }
@@ -512,15 +631,15 @@ fn build_record(
         || pattern.is_some_and(|p| p.anchored_start())
         || ts_name.eq_ignore_ascii_case("start_time")
         || ts_name == "startTime";
-    let kind = text(fields, Role::Event).and_then(|t| Kind::from_value(t));
-    let peer_id = text(fields, Role::Peer).map_or(Record::NO_PEER, |p| out.peers.intern(p.trim()));
+    let kind = text(fields, Role::Event).and_then(kind_of);
+    let peer_id = text(fields, Role::Peer).map_or(Record::NO_PEER, |p| out.peers.intern(p));
     let duration_ns = fields
         .get(Role::Duration)
         .and_then(|v| parse_duration_value(v, pattern, rules))
         .unwrap_or(Record::NO_DURATION);
     let req = id_key(req, &mut out.ids);
-    let span = text(fields, Role::Span).map(|t| id_key(t.trim(), &mut out.ids));
-    let parent = text(fields, Role::Parent).map(|t| id_key(t.trim(), &mut out.ids));
+    let span = text(fields, Role::Span).map(|t| id_key(t, &mut out.ids));
+    let parent = text(fields, Role::Parent).map(|t| id_key(t, &mut out.ids));
     let spans = if span.is_some() || parent.is_some() {
         out.spans.push(SpanPair { span, parent });
         u32::try_from(out.spans.len() - 1).unwrap_or(Record::NO_SPANS)
@@ -563,44 +682,33 @@ fn parse_duration_value(
                 .and_then(|n| time::unit_from_name(n))
         })
         .unwrap_or(DurationUnit::Ms);
-    time::parse_duration(v.text.trim(), unit).filter(|&d| d <= DURATION_MAX)
+    time::parse_duration(trim(&v.text), unit).filter(|&d| d <= DURATION_MAX)
 }
 
 /// SPEC §1: a record fails when any failure field says so.
 pub fn is_failure(fields: &Fields<'_>, fail_status: u32) -> bool {
     if let Some(level) = fields.get(Role::Level) {
-        let t = level.text.trim();
-        const BAD: [&str; 10] = [
-            "error",
-            "err",
-            "fatal",
-            "critical",
-            "crit",
-            "panic",
-            "alert",
-            "emerg",
-            "severe",
-            "emergency",
-        ];
-        if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
-            return true;
-        }
-        if let Ok(n) = t.parse::<f64>()
-            && n >= 50.0
-        {
-            return true;
+        let t = trim(&level.text);
+        match small_uint(t) {
+            Some(n) if n >= 50 => return true,
+            Some(_) => {}
+            None if is_quiet_level(t) => {}
+            None => {
+                if level_fails(t) {
+                    return true;
+                }
+            }
         }
     }
     if let Some(status) = fields.get(Role::Status) {
-        let t = status.text.trim();
-        if let Ok(n) = t.parse::<f64>() {
-            if n >= f64::from(fail_status) {
-                return true;
-            }
-        } else {
-            const BAD: [&str; 5] = ["error", "fail", "failed", "failure", "fatal"];
-            if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
-                return true;
+        let t = trim(&status.text);
+        match small_uint(t) {
+            Some(n) if n >= u64::from(fail_status) => return true,
+            Some(_) => {}
+            None => {
+                if status_fails(t, fail_status) {
+                    return true;
+                }
             }
         }
     }
@@ -608,13 +716,76 @@ pub fn is_failure(fields: &Fields<'_>, fail_status: u32) -> bool {
         if err.kind == ValueKind::Object {
             return true;
         }
-        let t = err.text.trim();
+        let t = trim(&err.text);
         const FALSY: [&str; 8] = ["false", "null", "nil", "<nil>", "none", "0", "{}", "[]"];
         if !t.is_empty() && !FALSY.iter().any(|f| t.eq_ignore_ascii_case(f)) {
             return true;
         }
     }
     false
+}
+
+/// A number of 1 to 9 ASCII digits (exactly what `f64` parsing gives for
+/// it), the common form of numeric levels and statuses.
+#[inline]
+fn small_uint(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.is_empty() || b.len() > 9 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Levels that never fail, as most logs spell them.
+#[inline]
+fn is_quiet_level(t: &str) -> bool {
+    matches!(
+        t,
+        "info"
+            | "INFO"
+            | "Info"
+            | "debug"
+            | "DEBUG"
+            | "Debug"
+            | "warn"
+            | "WARN"
+            | "Warn"
+            | "warning"
+            | "WARNING"
+            | "Warning"
+            | "trace"
+            | "TRACE"
+            | "Trace"
+            | "notice"
+            | "NOTICE"
+    )
+}
+
+/// The level rule of [`is_failure`] for a trimmed level.
+fn level_fails(t: &str) -> bool {
+    const BAD: [&str; 10] = [
+        "error",
+        "err",
+        "fatal",
+        "critical",
+        "crit",
+        "panic",
+        "alert",
+        "emerg",
+        "severe",
+        "emergency",
+    ];
+    BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) || t.parse::<f64>().is_ok_and(|n| n >= 50.0)
+}
+
+/// The status rule of [`is_failure`] for a trimmed status.
+fn status_fails(t: &str, fail_status: u32) -> bool {
+    if let Ok(n) = t.parse::<f64>() {
+        n >= f64::from(fail_status)
+    } else {
+        const BAD: [&str; 5] = ["error", "fail", "failed", "failure", "fatal"];
+        BAD.iter().any(|b| t.eq_ignore_ascii_case(b))
+    }
 }
 
 #[cfg(test)]
@@ -745,5 +916,199 @@ mod tests {
                 (7, &b"c"[..])
             ]
         );
+    }
+
+    #[test]
+    fn lines_edges() {
+        let all = |d: &'static [u8]| lines(d).collect::<Vec<_>>();
+        assert!(all(b"").is_empty());
+        assert_eq!(all(b"a\n"), vec![(0, &b"a"[..])]);
+        assert_eq!(all(b"\n"), vec![(0, &b""[..])]);
+        assert_eq!(all(b"\r\n\r"), vec![(0, &b""[..]), (2, &b""[..])]);
+        assert_eq!(all(b"ab"), vec![(0, &b"ab"[..])]);
+    }
+
+    /// The failure rule as first written (SPEC §1), for the fast paths.
+    fn is_failure_reference(fields: &Fields<'_>, fail_status: u32) -> bool {
+        if let Some(level) = fields.get(Role::Level) {
+            let t = level.text.trim();
+            const BAD: [&str; 10] = [
+                "error",
+                "err",
+                "fatal",
+                "critical",
+                "crit",
+                "panic",
+                "alert",
+                "emerg",
+                "severe",
+                "emergency",
+            ];
+            if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
+                return true;
+            }
+            if let Ok(n) = t.parse::<f64>()
+                && n >= 50.0
+            {
+                return true;
+            }
+        }
+        if let Some(status) = fields.get(Role::Status) {
+            let t = status.text.trim();
+            if let Ok(n) = t.parse::<f64>() {
+                if n >= f64::from(fail_status) {
+                    return true;
+                }
+            } else {
+                const BAD: [&str; 5] = ["error", "fail", "failed", "failure", "fatal"];
+                if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
+                    return true;
+                }
+            }
+        }
+        if let Some(err) = fields.get(Role::Error) {
+            if err.kind == ValueKind::Object {
+                return true;
+            }
+            let t = err.text.trim();
+            const FALSY: [&str; 8] = ["false", "null", "nil", "<nil>", "none", "0", "{}", "[]"];
+            if !t.is_empty() && !FALSY.iter().any(|f| t.eq_ignore_ascii_case(f)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn arb_level() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::sample::select(vec![
+                "info",
+                "INFO",
+                "Info",
+                "debug",
+                "warn",
+                "WARNING",
+                "notice",
+                "trace",
+                "error",
+                "ERR",
+                "fatal",
+                "Critical",
+                "crit",
+                "panic",
+                "alert",
+                "emerg",
+                "severe",
+                "emergency",
+                "inf",
+                "INF",
+                "infinity",
+                "nan",
+                "NaN",
+                "-inf",
+                "30",
+                "50",
+                "49",
+                "050",
+                "50.0",
+                "49.9",
+                "1e2",
+                "+60",
+                "-70",
+                " 60 ",
+                "\t30",
+                "000000000060",
+                "999999999",
+                "1000000000",
+                "200",
+                "499",
+                "500",
+                "501",
+                "503",
+                "5e2",
+                "fail",
+                "Failed",
+                "failure",
+                "FATAL",
+                "ok",
+                "0",
+                "false",
+                "null",
+                "<nil>",
+                "none",
+                "{}",
+                "[]",
+                "nil",
+                "x",
+                "",
+            ])
+            .prop_map(String::from),
+            "[0-9]{1,12}",
+            "[ a-zA-Z0-9.+-]{0,8}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// [`compact_id`] is [`IdKey::compact`], word by word.
+        #[test]
+        fn compact_id_is_idkey_compact(
+            text in proptest::prop_oneof![
+                "[0-9a-f]{1,40}",
+                "[0-9a-fA-FxX-]{1,40}",
+                "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "[0-9a-g]{8}[-_][0-9a-f]{4}-[0-9A-f]{4}-[0-9a-f]{4}[-x][0-9a-f]{12}",
+                "[/:@`{0-9a-f\u{e9}G-]{30,37}",
+                ".{0,40}",
+            ],
+        ) {
+            proptest::prop_assert_eq!(compact_id(&text), IdKey::compact(&text), "{:?}", text);
+        }
+
+        /// The fast paths of [`is_failure`] agree with the rule as written.
+        #[test]
+        fn is_failure_matches_reference(
+            level in proptest::option::of(arb_level()),
+            status in proptest::option::of(arb_level()),
+            error in proptest::option::of(arb_level()),
+            fail_status in proptest::prop_oneof![proptest::strategy::Just(500u32), 0u32..1000],
+        ) {
+            let mut fields = Fields::default();
+            for (role, v) in [(Role::Level, &level), (Role::Status, &status), (Role::Error, &error)] {
+                if let Some(v) = v {
+                    fields.values[role.index()] = Some(FieldValue {
+                        text: std::borrow::Cow::Owned(v.clone()),
+                        kind: ValueKind::String,
+                        name_index: 0,
+                    });
+                }
+            }
+            proptest::prop_assert_eq!(
+                is_failure(&fields, fail_status),
+                is_failure_reference(&fields, fail_status)
+            );
+        }
+    }
+
+    #[test]
+    fn one_collector_for_many_lines() {
+        // A line's fields do not leak into the next one's record.
+        let (recs, stats, services) = parse(
+            "{\"ts\":1,\"request_id\":\"a\",\"service\":\"s\",\"peer\":\"db\",\"level\":\"error\",\"event\":\"cs\"}\n\
+             {\"ts\":2,\"request_id\":\"b\"}\n\
+             {\"ts\":3,\"req_id\":\"\\u0063\",\"span_id\":\"00f067aa0ba902b7\"}",
+            LineFormat::Json,
+        );
+        assert_eq!(stats.records, 3);
+        assert_eq!(services.name(recs[0].service), "s");
+        assert!(recs[0].failed && recs[0].peer().is_some());
+        assert_eq!(recs[0].kind, Some(Kind::ClientSend));
+        assert_eq!(services.name(recs[1].service), "pathsvc");
+        assert!(!recs[1].failed && recs[1].peer().is_none() && recs[1].kind.is_none());
+        assert_eq!(recs[1].spans, Record::NO_SPANS);
+        assert_eq!(recs[2].req, IdKey::compact("c").unwrap());
+        assert_ne!(recs[2].spans, Record::NO_SPANS);
     }
 }

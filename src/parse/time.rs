@@ -39,7 +39,21 @@ use std::str::FromStr;
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
+use super::fields::word_at;
+
 const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// [`str::trim`], with no scan when both ends are visible ASCII (the usual
+/// case: a byte above space and below 0x80 is never whitespace).
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
 
 /// A zone applied to timestamps that carry no offset (`--tz`, default UTC).
 /// Timestamps with an offset in their text ignore it.
@@ -180,7 +194,7 @@ pub fn validate_time_format(fmt: &str) -> Result<(), String> {
 /// without an offset `tz` applies) is tried first; a value it does not match
 /// falls back to the built-in forms.
 pub fn parse_timestamp(text: &str, tz: &TzSpec, time_format: Option<&str>) -> Result<i64, TsError> {
-    let t = text.trim();
+    let t = trim(text);
     let b = t.as_bytes();
     if b.is_empty() {
         return Err(TsError::Absent);
@@ -261,12 +275,16 @@ fn days_in_month(y: i32, m: u32) -> u32 {
 /// Hinnant, "chrono-Compatible Low-Level Date Algorithms").
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400; // [0, 399]
-    let mp = i64::from((m + 9) % 12); // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
+    // yoe is in [0, 399], so its cast is lossless; unsigned arithmetic (and
+    // for the usual non-negative years, an unsigned division) is cheaper.
+    let (era, yoe) = match u64::try_from(y) {
+        Ok(u) => ((u / 400) as i64, (u % 400) as u32),
+        Err(_) => (y.div_euclid(400), y.rem_euclid(400) as u32),
+    };
+    let mp = (m + 9) % 12; // March = 0
+    let doy = (153 * mp + 2) / 5 + d - 1; // [0, 365]
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
+    era * 146_097 + i64::from(doe) - 719_468
 }
 
 /// The inverse of [`days_from_civil`]: (year, month, day).
@@ -309,7 +327,152 @@ fn parse_offset(b: &[u8], i: usize) -> Option<(i32, usize)> {
 /// The hand-written fast path for `YYYY-MM-DD[T ]HH:MM[:SS][.frac][offset]`
 /// (also `/` between the date's parts). Called only when byte 4 is `-`/`/`.
 fn scan_datetime(b: &[u8]) -> Scan {
-    scan_datetime_opt(b).unwrap_or(Scan::Bad)
+    scan_datetime_fixed(b)
+        .or_else(|| scan_datetime_opt(b))
+        .unwrap_or(Scan::Bad)
+}
+
+/// Powers of ten, to scale a fraction of fewer than nine digits to ns.
+const POW10: [u32; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// The number of ASCII digits at the start of `w` (its low bytes first; 0
+/// to 8) and their value, eight at a time (no loop, no branch).
+#[inline(always)]
+fn leading_digits(w: u64) -> (usize, u32) {
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // A digit has high nibble 3 and a low nibble below 10 (adding 6 does not
+    // carry out of it); no sum crosses a byte. Non-digits are non-zero here.
+    let other = ((w & HIGH) ^ 0x3030_3030_3030_3030) | (((w & LOW) + 0x0606_0606_0606_0606) & HIGH);
+    // The high bit of each non-zero byte, exactly (no borrow across bytes).
+    let nonzero = (((other & LOW7) + LOW7) | other) & !LOW7;
+    let n = (nonzero.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return (0, 0);
+    }
+    // The n digits moved to the top, zeros (leading zero digits) below,
+    // then summed pairwise: 1-digit lanes to 2, 4, 8 digits.
+    let d = (w & LOW) << (8 * (8 - n));
+    let d = (d * 10 + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d * 100 + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    let d = (d * 10_000 + (d >> 32)) & 0xFFFF_FFFF;
+    // Eight digits are below 10^8: the cast is lossless.
+    (n, d as u32)
+}
+
+/// The shape most logs write, `YYYY-MM-DD[Tt ]HH:MM:SS[.,frac]` then
+/// nothing, `Z` or `±HH:MM`, read at fixed positions. None for anything else,
+/// including out-of-range fields: [`scan_datetime_opt`] then decides, so the
+/// result is always the same as its.
+#[inline]
+fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
+    let h: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+    if h[4] != b'-'
+        || h[7] != b'-'
+        || !matches!(h[10], b'T' | b't' | b' ')
+        || h[13] != b':'
+        || h[16] != b':'
+    {
+        return None;
+    }
+    let d = |i: usize| h[i].wrapping_sub(b'0');
+    let bad = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        .iter()
+        .fold(false, |bad, &i| bad | (d(i) > 9));
+    if bad {
+        return None;
+    }
+    let d = |i: usize| u32::from(d(i));
+    let two = |i: usize| d(i) * 10 + d(i + 1);
+    // At most 9999: the cast is lossless.
+    let year = (two(0) * 100 + two(2)) as i32;
+    let (month, day) = (two(5), two(8));
+    let (hour, min, sec) = (two(11), two(14), two(17));
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0;
+    if matches!(b.get(i), Some(b'.' | b',')) {
+        i += 1;
+        let start = i;
+        // Up to eight digits at once, from the eight bytes at `i` (or the
+        // line's last eight, shifted: `b` has at least 20 bytes here).
+        let word = match word_at(b, i) {
+            Some(w) => w,
+            None => {
+                let k = b.len().saturating_sub(8);
+                word_at(b, k)?
+                    .checked_shr(8 * u32::try_from(i - k).ok()?)
+                    .unwrap_or(0)
+            }
+        };
+        let (n, v) = leading_digits(word);
+        nanos = v;
+        i += n;
+        if n == 8 {
+            // A ninth digit counts; more are truncated.
+            while let Some(v) = digit(b, i) {
+                if i - start < 9 {
+                    nanos = nanos * 10 + v;
+                }
+                i += 1;
+            }
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        nanos *= POW10.get(9usize.saturating_sub(n)).copied().unwrap_or(1);
+    }
+    let civil = Civil {
+        year,
+        month,
+        day,
+        hour,
+        min,
+        sec,
+        nanos,
+    };
+    match b.get(i..)? {
+        [] => Some(Scan::Ok(civil, None)),
+        [b'Z' | b'z'] => Some(Scan::Ok(civil, Some(0))),
+        &[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| {
+                let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+                (a <= 9 && b <= 9).then(|| u32::from(a) * 10 + u32::from(b))
+            };
+            let (hh, mm) = (two(h1, h2)?, two(m1, m2)?);
+            if hh > 23 || mm > 59 {
+                return None;
+            }
+            // hh <= 23 and mm <= 59, so this fits an i32.
+            let secs = (hh * 3600 + mm * 60) as i32;
+            Some(Scan::Ok(
+                civil,
+                Some(if sign == b'-' { -secs } else { secs }),
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn scan_datetime_opt(b: &[u8]) -> Option<Scan> {
@@ -417,6 +580,13 @@ fn civil_to_ns(c: &Civil, offset_secs: i32) -> Option<i64> {
     let days = days_from_civil(i64::from(c.year), c.month, c.day);
     let secs =
         days * 86_400 + i64::from(c.hour * 3600 + c.min * 60 + c.sec) - i64::from(offset_secs);
+    // Exact in i64 unless near its ends; then exact in i128.
+    if let Some(ns) = secs
+        .checked_mul(NS_PER_SEC)
+        .and_then(|ns| ns.checked_add(i64::from(c.nanos)))
+    {
+        return Some(ns);
+    }
     let ns = i128::from(secs) * i128::from(NS_PER_SEC) + i128::from(c.nanos);
     i64::try_from(ns).ok()
 }
@@ -881,7 +1051,7 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 /// the name suffix, else ms. Negative, NaN, empty, garbage, or beyond i64
 /// ns → None.
 pub fn parse_duration(text: &str, default: DurationUnit) -> Option<i64> {
-    let t = text.trim();
+    let t = trim(text);
     let b = t.strip_prefix('+').unwrap_or(t).as_bytes();
     match b.first()? {
         b'P' | b'p' => return parse_iso_duration(b),
@@ -1709,6 +1879,47 @@ mod tests {
         fn duration_ms_exact(whole in 0i64..10_000_000, thousandths in 0i64..1000) {
             let text = format!("{whole}.{thousandths:03}ms");
             prop_assert_eq!(parse_duration(&text, DurationUnit::S), Some(whole * MS + thousandths * 1000));
+        }
+
+        #[test]
+        fn leading_digits_match_a_loop(bytes in proptest::array::uniform8(prop_oneof![
+            b'0'..=b'9', Just(b'/'), Just(b':'), Just(0u8), Just(0x30 + 0x80), any::<u8>(),
+        ])) {
+            let n = bytes.iter().take_while(|c| c.is_ascii_digit()).count();
+            let v = bytes[..n].iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+            prop_assert_eq!(leading_digits(u64::from_le_bytes(bytes)), (n, v));
+        }
+
+        /// The fixed-position scan agrees with the general one wherever it
+        /// answers.
+        #[test]
+        fn fixed_datetime_scan_agrees(
+            y in 0u32..10_000, m in 0u32..14, d in 0u32..33,
+            h in 0u32..26, mi in 0u32..62, sec in 0u32..62,
+            t in "[Tt _]",
+            frac in "([.,][0-9]{0,12})?",
+            tail in "(Z|z|[+-][0-2][0-9]:?[0-6][0-9]| UTC|x|)",
+        ) {
+            let s = format!("{y:04}-{m:02}-{d:02}{t}{h:02}:{mi:02}:{sec:02}{frac}{tail}");
+            let key = |r: Option<Scan>| match r {
+                Some(Scan::Ok(c, off)) => {
+                    Some((c.year, c.month, c.day, c.hour, c.min, c.sec, c.nanos, off))
+                }
+                _ => None,
+            };
+            let b = s.as_bytes();
+            let valid = (1..=12).contains(&m)
+                && (1..=days_in_month(y as i32, m)).contains(&d)
+                && h < 24 && mi < 60 && sec <= 60
+                && t != "_" && frac != "." && frac != ","
+                && (matches!(tail.as_str(), "" | "Z" | "z")
+                    || tail.len() == 6 && tail[1..3] < *"24" && tail[4..] < *"60");
+            prop_assert_eq!(scan_datetime_fixed(b).is_some(), valid, "{}", s);
+            if let Some(fixed) = scan_datetime_fixed(b) {
+                let fixed = key(Some(fixed));
+                prop_assert!(fixed.is_some());
+                prop_assert_eq!(fixed, key(scan_datetime_opt(b)), "{}", s);
+            }
         }
 
         #[test]
