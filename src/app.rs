@@ -216,6 +216,11 @@ const SNIFF_LINES: usize = 32;
 /// (ties to json); a preset is taken by itself only when no line of the
 /// sample carries a request ID by field name and one preset fits most lines.
 pub fn choose_reader(data: &[u8], cfg: &Config, schema: &Schema) -> FileReader {
+    // Span exports (SPEC §7) are not read yet, even one span per line: no
+    // format fits them, and the report names them with a hint.
+    if cfg.format.is_none() && cfg.pattern.is_none() && looks_like_span_export(data) {
+        return FileReader::default();
+    }
     let sample: Vec<&[u8]> = parse::lines(data)
         .map(|(_, l)| l)
         .filter(|l| l.len() <= cfg.max_line && !detect::is_blank(l))

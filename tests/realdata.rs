@@ -1287,10 +1287,6 @@ fn zipkin_span_exports_are_skipped_not_crashed() {
 /// (service from the file name, µs `duration`s taken as ms: 65 s visits)
 /// with no hint, instead of the `span_export` refusal the array form gets.
 #[test]
-#[ignore = "bug: span-export detection (SPEC §7 'detect them and refuse with a hint') misses \
-            Zipkin v2 spans written one per line: {\"traceId\",\"id\",\"kind\",\"timestamp\" \
-            (µs),\"duration\" (µs),\"localEndpoint\":{\"serviceName\"}} lines become records \
-            with µs read as ms, and no span_export warning"]
 fn zipkin_spans_one_per_line_get_the_hint() {
     let rd = realdata_or_skip!();
     let spans: Vec<Value> =
