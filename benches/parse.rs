@@ -92,17 +92,7 @@ fn plain<'c>(c: &'c Corpus, name: &str) -> &'c [u8] {
 }
 
 fn rules() -> LineRules {
-    LineRules {
-        schema: Schema::default(),
-        tz: TzSpec::Utc,
-        tz_by_service: BTreeMap::new(),
-        time_format: None,
-        service_from_path: false,
-        duration_unit: None,
-        anchor_start: false,
-        fail_status: 500,
-        max_line: 1 << 20,
-    }
+    LineRules::default()
 }
 
 fn bench_json(c: &mut Criterion, corpus: &Corpus) {

@@ -20,7 +20,6 @@
 //! [`corpus_replays_cleanly`] (files named `bug-*` by an ignored test until
 //! their bug is fixed).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -255,17 +254,7 @@ fn readers() -> &'static Vec<(String, FileReader)> {
 fn rule_sets() -> &'static Vec<LineRules> {
     static RULES: OnceLock<Vec<LineRules>> = OnceLock::new();
     RULES.get_or_init(|| {
-        let base = LineRules {
-            schema: Schema::default(),
-            tz: TzSpec::Utc,
-            tz_by_service: BTreeMap::new(),
-            time_format: None,
-            service_from_path: false,
-            duration_unit: None,
-            anchor_start: false,
-            fail_status: 500,
-            max_line: 1 << 20,
-        };
+        let base = LineRules::default();
         let mut eight = base.clone();
         eight.tz = TzSpec::parse("+08:00").unwrap();
         eight.max_line = 200;

@@ -9,8 +9,6 @@ use proptest::prelude::*;
 use super::*;
 use crate::model::{IdKey, Interner, Record, SpanPair};
 use crate::parse::detect::LineFormat;
-use crate::parse::fields::Schema;
-use crate::parse::time::TzSpec;
 use crate::parse::{FileContext, FileReader, LineRules, parse_chunk};
 
 const MS: i64 = 1_000_000;
@@ -18,17 +16,7 @@ const MS: i64 = 1_000_000;
 const T0: i64 = 1_714_557_600_000_000_000;
 
 fn rules() -> LineRules {
-    LineRules {
-        schema: Schema::default(),
-        tz: TzSpec::Utc,
-        tz_by_service: BTreeMap::new(),
-        time_format: None,
-        service_from_path: false,
-        duration_unit: None,
-        anchor_start: false,
-        fail_status: 500,
-        max_line: 1 << 20,
-    }
+    LineRules::default()
 }
 
 /// Expands `"<ms> <svc> <rest>"` into a logfmt line of request r1.

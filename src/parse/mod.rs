@@ -184,6 +184,24 @@ pub struct LineRules {
     pub max_line: usize,
 }
 
+impl Default for LineRules {
+    /// The rules with every option at its default: default field names, UTC,
+    /// `--fail-status 500`, `--max-line 1MiB`.
+    fn default() -> LineRules {
+        LineRules {
+            schema: Schema::default(),
+            tz: TzSpec::Utc,
+            tz_by_service: BTreeMap::new(),
+            time_format: None,
+            service_from_path: false,
+            duration_unit: None,
+            anchor_start: false,
+            fail_status: 500,
+            max_line: 1 << 20,
+        }
+    }
+}
+
 /// The format of a file's (inner) lines.
 #[derive(Clone, Debug)]
 pub enum FileFormat {
@@ -793,17 +811,7 @@ mod tests {
     use super::*;
 
     fn rules() -> LineRules {
-        LineRules {
-            schema: Schema::default(),
-            tz: TzSpec::Utc,
-            tz_by_service: BTreeMap::new(),
-            time_format: None,
-            service_from_path: false,
-            duration_unit: None,
-            anchor_start: false,
-            fail_status: 500,
-            max_line: 1 << 20,
-        }
+        LineRules::default()
     }
 
     fn parse(data: &str, format: LineFormat) -> (Vec<Record>, ParseStats, Interner) {
