@@ -762,7 +762,7 @@ fn world_line() -> impl Strategy<Value = String> {
         9 => (0i64..5000).prop_map(|ms| 1_714_557_600_000_000_000 + ms * 1_000_000),
         // Anywhere an i64 of nanoseconds reaches (1677–2262). Times outside
         // 1970..2100 are bad_timestamp since the fix for
-        // tests/fuzz_corpus/bug-*.log (i64 overflow on requests spanning
+        // tests/fuzz_corpus/fixed-*.log (i64 overflow on requests spanning
         // more than 146 years), so these must run clean too.
         1 => any::<i64>(),
     ])
