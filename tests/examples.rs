@@ -795,6 +795,10 @@ fn case_08_unclaimed_call_outage() {
     assert_u64(h, "failed", 1);
     assert_f64(h, "failure_rate", 0.5);
     assert_str(h, "failed_request", "r2");
+    // SPEC §4: a hop's slowest request is by its processing, else its call
+    // time. The hop has processing (r1's claimed call: 4 ms), so r1, although
+    // r2's unclaimed call took 30 ms — whatever order requests are folded in.
+    assert_str(h, "slowest_request", "r1");
     // {8, 30}: 9 − 1, 131 − 101.
     assert_block(&h["call_ms"], 2, 19.0, [8.0, 30.0, 30.0, 30.0], 30.0);
     // r1 only (r2 has no callee visit, so no processing or legs).

@@ -126,8 +126,12 @@ pub struct HopStats {
     /// Propagation on the critical path in ns, one value per call (0 off the
     /// path); nothing is recorded for the root's `(client)` hop.
     pub critical: Histogram,
-    /// The request with the largest processing (else call) time on this hop.
+    /// The request with the largest processing time on this hop.
     pub slowest: Slowest,
+    /// The request with the largest call time, used when the hop has no
+    /// processing (virtual callees, only unclaimed calls). Kept apart so the
+    /// choice never depends on the order requests were folded in.
+    pub slowest_call: Slowest,
     /// The earliest-starting request with a failed call on this hop.
     pub failed_request: Earliest,
 }
@@ -144,7 +148,17 @@ impl HopStats {
         self.response_leg.merge(&o.response_leg);
         self.critical.merge(&o.critical);
         self.slowest.merge(&o.slowest);
+        self.slowest_call.merge(&o.slowest_call);
         self.failed_request.merge(&o.failed_request);
+    }
+
+    /// The slowest request by the hop's main figure: processing, else call.
+    pub fn slowest_request(&self) -> Option<&str> {
+        if self.processing.count() > 0 {
+            self.slowest.id()
+        } else {
+            self.slowest_call.id()
+        }
     }
 }
 
@@ -325,8 +339,11 @@ impl Stats {
             if v.link != Link::Root {
                 h.critical.record(v.critical_propagation);
             }
-            if let Some(main) = v.processing.or(v.call) {
-                h.slowest.offer(main, &a.id);
+            if let Some(p) = v.processing {
+                h.slowest.offer(p, &a.id);
+            }
+            if let Some(c) = v.call {
+                h.slowest_call.offer(c, &a.id);
             }
             if v.hop_failed {
                 h.failed_request.offer(a.start, &a.id);
@@ -349,9 +366,7 @@ impl Stats {
             }
             if let Some(c) = u.call {
                 h.call.record(c);
-                if h.processing.count() == 0 {
-                    h.slowest.offer(c, &a.id);
-                }
+                h.slowest_call.offer(c, &a.id);
             }
             h.critical.record(u.critical);
             if u.failed {

@@ -348,7 +348,7 @@ pub fn build(
             request_leg_ms: block(&h.request_leg),
             response_leg_ms: block(&h.response_leg),
             critical_ms: block(&h.critical),
-            slowest_request: h.slowest.id().map(str::to_string),
+            slowest_request: h.slowest_request().map(str::to_string),
             failed_request: h.failed_request.id().map(str::to_string),
         })
         .collect();
