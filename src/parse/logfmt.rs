@@ -8,7 +8,9 @@
 //! `trace.id`.
 
 use super::fields::{Collector, Fields, LineError, Schema, ValueKind};
-use super::fields::{LineText, empty_schema, strip_line};
+use super::fields::{
+    Hit, LineText, NameRef, empty_schema, eq_mask, less_mask, strip_line, word_at,
+};
 
 /// Parses one line as logfmt and returns the value of every role.
 ///
@@ -54,12 +56,7 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
             continue;
         }
         let key_start = i;
-        while b
-            .get(i)
-            .is_some_and(|&ch| !is_ws(ch) && ch != b'=' && ch != b'"')
-        {
-            i += 1;
-        }
+        i = key_end(b, i);
         if i == key_start || b.get(i) != Some(&b'=') {
             // A bare word (or `=x`, or `a"b`): ignored.
             i = skip_ws(b, skip_word(b, i));
@@ -74,16 +71,7 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
         if b.get(i) == Some(&b'"') {
             let (start, end, escaped) = scan_quoted(b, i).ok_or(LineError::Parse)?;
             if let Some(hit) = hit {
-                let value = if escaped {
-                    line.unescaped(start, end)
-                } else {
-                    line.value(start, end, ValueKind::String)
-                };
-                c.offer_node(
-                    hit.node,
-                    |name| hit.spells(name, b, key_start, key_end),
-                    value,
-                );
+                offer(c, &line, hit, (key_start, key_end), (start, end), escaped);
             }
             // Anything glued to the closing quote is ignored.
             i = skip_word(b, end + 1);
@@ -91,12 +79,7 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
             let start = i;
             i = skip_word(b, i);
             if let Some(hit) = hit {
-                let value = line.value(start, i, ValueKind::String);
-                c.offer_node(
-                    hit.node,
-                    |name| hit.spells(name, b, key_start, key_end),
-                    value,
-                );
+                offer(c, &line, hit, (key_start, key_end), (start, i), false);
             }
         }
         i = skip_ws(b, i);
@@ -105,6 +88,31 @@ fn scan<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>) -> Result<(), LineError> {
         return Err(LineError::Parse);
     }
     Ok(())
+}
+
+/// Offers the value at `value` (start, end), `escaped` when it has
+/// backslash escapes to decode, of the key at `key` matched as `hit`.
+#[inline(always)]
+fn offer<'a>(
+    c: &mut Collector<'_, 'a>,
+    line: &LineText<'a>,
+    hit: Hit<'_>,
+    key: (usize, usize),
+    value: (usize, usize),
+    escaped: bool,
+) {
+    match line.str_at(value.0, value.1) {
+        Some(text) if !escaped => c.offer_text(hit, line.bytes, key, text, ValueKind::String),
+        _ => {
+            let offered = if escaped {
+                line.unescaped(value.0, value.1)
+            } else {
+                line.value(value.0, value.1, ValueKind::String)
+            };
+            let spells = |name: &NameRef| hit.spells(name, line.bytes, key.0, key.1);
+            c.offer_node(hit.node, spells, offered);
+        }
+    }
 }
 
 /// Whether `line` has at least one `key=value` pair and is not JSON-like
@@ -126,12 +134,49 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-#[inline]
-fn skip_word(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|&ch| !is_ws(ch)) {
-        i += 1;
+/// The index of the first byte at or after `i` that `stops` (or the end),
+/// skipping eight bytes at a time while `candidates(word)` flags none of
+/// them. `candidates` must flag every stopping byte, and its lowest flag
+/// must be exact (see [`eq_mask`]); it may flag bytes that do not stop.
+#[inline(always)]
+fn find(
+    b: &[u8],
+    mut i: usize,
+    candidates: impl Fn(u64) -> u64,
+    stops: impl Fn(u8) -> bool,
+) -> usize {
+    loop {
+        while let Some(w) = word_at(b, i) {
+            let m = candidates(w);
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        match b.get(i) {
+            Some(&ch) if !stops(ch) => i += 1,
+            _ => return i,
+        }
     }
-    i
+}
+
+/// The end of the word at `i`: the next whitespace byte, or the end.
+#[inline]
+fn skip_word(b: &[u8], i: usize) -> usize {
+    // Whitespace bytes are all below 0x21.
+    find(b, i, |w| less_mask(w, 0x21), is_ws)
+}
+
+/// The end of the key at `i`: the next whitespace, `=` or `"`, or the end.
+#[inline]
+fn key_end(b: &[u8], i: usize) -> usize {
+    find(
+        b,
+        i,
+        |w| less_mask(w, 0x21) | eq_mask(w, b'=') | eq_mask(w, b'"'),
+        |ch| is_ws(ch) || ch == b'=' || ch == b'"',
+    )
 }
 
 /// Scans the quoted string opening at `i`: (contents start, closing quote
@@ -142,13 +187,18 @@ fn scan_quoted(b: &[u8], i: usize) -> Option<(usize, usize, bool)> {
     let mut j = start;
     let mut escaped = false;
     loop {
+        j = find(
+            b,
+            j,
+            |w| eq_mask(w, b'"') | eq_mask(w, b'\\'),
+            |ch| ch == b'"' || ch == b'\\',
+        );
         match b.get(j)? {
             b'"' => return Some((start, j, escaped)),
-            b'\\' => {
+            _ => {
                 escaped = true;
                 j += 2;
             }
-            _ => j += 1,
         }
     }
 }
@@ -295,6 +345,40 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The word-wise scans stop where byte loops stop.
+        #[test]
+        fn scans_match_byte_loops(
+            bytes in prop::collection::vec(prop_oneof![
+                Just(b' '), Just(b'\t'), Just(b'\x0b'), Just(b'\x01'), Just(b'='), Just(b'"'),
+                Just(b'\\'), Just(0xa0u8), b'a'..=b'z', any::<u8>(),
+            ], 0..40),
+            at in 0usize..40,
+        ) {
+            let b = &bytes[..];
+            let i = at.min(b.len());
+            let word = (i..b.len()).find(|&j| is_ws(b[j])).unwrap_or(b.len());
+            prop_assert_eq!(skip_word(b, i), word);
+            let key = (i..b.len())
+                .find(|&j| is_ws(b[j]) || b[j] == b'=' || b[j] == b'"')
+                .unwrap_or(b.len());
+            prop_assert_eq!(key_end(b, i), key);
+            // The byte loop scan_quoted replaced.
+            let quoted = || {
+                let (start, mut j, mut escaped) = (i + 1, i + 1, false);
+                loop {
+                    match b.get(j)? {
+                        b'"' => return Some((start, j, escaped)),
+                        b'\\' => {
+                            escaped = true;
+                            j += 2;
+                        }
+                        _ => j += 1,
+                    }
+                }
+            };
+            prop_assert_eq!(scan_quoted(b, i), quoted());
+        }
 
         #[test]
         fn logfmt_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
