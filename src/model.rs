@@ -110,11 +110,13 @@ pub struct IdKey {
 /// The tag of an interned text key.
 const TAG_TEXT: u8 = 0;
 /// The tag of a canonical UUID key.
-const TAG_UUID: u8 = 33;
+pub(crate) const TAG_UUID: u8 = 33;
 
 impl IdKey {
     /// The compact key of `text` when it has one (lowercase hex of 1 to 32
-    /// digits, or a canonical lowercase UUID).
+    /// digits, or a canonical lowercase UUID). This is the rule, written
+    /// plainly; the parser uses an equal version that reads eight digits at
+    /// a time (a property test keeps the two equal).
     pub fn compact(text: &str) -> Option<IdKey> {
         let b = text.as_bytes();
         let hex = |c: u8| match c {
@@ -145,7 +147,8 @@ impl IdKey {
         None
     }
 
-    fn from_value(tag: u8, v: u128) -> IdKey {
+    /// The key of a compact value with its tag (digit count or UUID).
+    pub(crate) fn from_value(tag: u8, v: u128) -> IdKey {
         IdKey {
             tag,
             hi: (v >> 64) as u64,

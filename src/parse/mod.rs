@@ -499,9 +499,6 @@ fn id_key(text: &str, ids: &mut Interner) -> IdKey {
     compact_id(text).unwrap_or_else(|| IdKey::interned(ids.intern(text)))
 }
 
-/// The tag of a canonical UUID in [`IdKey`] (see [`IdKey::compact`]).
-const UUID_TAG: u8 = 33;
-
 /// Exactly [`IdKey::compact`] (lowercase hex of 1 to 32 digits, or a
 /// canonical lowercase UUID), eight digits at a time.
 fn compact_id(text: &str) -> Option<IdKey> {
@@ -522,7 +519,7 @@ fn compact_id(text: &str) -> Option<IdKey> {
             let v2 = hex8(half(19)? | half(24)? << 32)?;
             let v3 = hex8(word(28)?)?;
             let v = u128::from(v0) << 96 | u128::from(v1) << 64 | u128::from(v2) << 32;
-            (UUID_TAG, v | u128::from(v3))
+            (crate::model::TAG_UUID, v | u128::from(v3))
         }
         len @ 1..=32 => {
             // A short first group, padded with leading zeros, then whole
@@ -544,11 +541,7 @@ fn compact_id(text: &str) -> Option<IdKey> {
         }
         _ => return None,
     };
-    Some(IdKey {
-        tag,
-        hi: (value >> 64) as u64,
-        lo: value as u64,
-    })
+    Some(IdKey::from_value(tag, value))
 }
 
 /// The value of eight lowercase hex digits (the first in the low byte of
