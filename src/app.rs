@@ -1,6 +1,6 @@
-//! Wires the stages: discover → open → chunk → parse (parallel) → intern →
-//! sort by request → assemble (twice: skew, then figures) → measure →
-//! report. Owns every [`Source`] until the report is built, since records
+//! Wires the stages: discover → open → chunk → parse and partition by
+//! request (parallel) → intern → remap and sort each partition → assemble
+//! (twice: skew, then figures) → measure → report. Owns every [`Source`] until the report is built, since records
 //! borrow from them.
 
 use std::io::{IsTerminal, Write};
@@ -13,6 +13,7 @@ use crate::assemble::skew::SkewSamples;
 use crate::assemble::{self, AssembleOptions, Assembled, Offsets, SkewPair, Universe};
 use crate::cli::{Config, OutputFormat, ReportOptions, TimeBound};
 use crate::error::Error;
+use crate::group::{self, Grouped};
 use crate::input::{self, InputFile, ServiceFrom, Source};
 use crate::measure::Stats;
 use crate::model::{Interner, Record};
@@ -56,8 +57,9 @@ impl Diagnostics {
 
 /// The records of a run and everything needed to interpret them.
 pub struct Loaded {
-    /// Every record, sorted by (request, ts, file, offset).
-    pub records: Vec<Record>,
+    /// Every record, grouped by request and sorted by (request, ts, file,
+    /// offset).
+    pub records: Grouped,
     /// Services and virtual services.
     pub universe: Universe,
     /// Input counters for the report.
@@ -381,6 +383,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let t = Instant::now();
     let total: u64 = jobs.iter().map(|(_, r)| r.len() as u64).sum();
     let progress = progress_bar(cfg, total);
+    let partitioner = group::Partitioner::default();
     let chunks: Vec<(usize, parse::ChunkRecords)> = jobs
         .par_iter()
         .map(|(i, range)| {
@@ -394,7 +397,11 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
                 reader: readers.get(*i).unwrap_or(&default_reader),
             };
             let data = src.get(range.clone()).unwrap_or_default();
-            let parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
+            let mut parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
+            // Handed to their partitions while hot in this core's cache; the
+            // chunk's buffer is freed here, by the worker that made it.
+            partitioner.add(&parsed.records, &parsed.ids);
+            parsed.records = Vec::new();
             // Records own their values: the parsed pages can go.
             if let Some(s) = source {
                 s.release(range.clone());
@@ -466,33 +473,36 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             }
         }
     }
-    // Chunk-local ids become global ones, chunk by chunk in parallel; the
-    // concatenation keeps chunk order.
-    let mut records: Vec<Record> = chunks
-        .into_par_iter()
-        .zip(remaps.par_iter())
-        .flat_map_iter(|((_, c), (svc, peer, id, span_base))| {
-            c.records.into_iter().map(move |mut r| {
-                r.service = svc.get(r.service as usize).copied().unwrap_or(0);
-                if let Some(p) = r.peer() {
-                    r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
-                }
-                r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
-                if r.spans != Record::NO_SPANS {
-                    r.spans = r.spans.saturating_add(*span_base);
-                }
-                r
-            })
-        })
-        .collect();
-
+    drop(chunks);
     let mut universe = resolve_universe(&cfg.peer_aliases, services, &peers);
     universe.ids = ids;
     universe.spans = spans;
     stage_timing("merge", t);
     let t = Instant::now();
-    records.par_sort_unstable_by_key(|r| (r.req, r.ts, r.loc));
-    stage_timing("sort", t);
+    // Chunk-local ids become global ones; a record's chunk is the last job
+    // starting at or before its (file, offset).
+    let chunk_starts: Vec<u64> = jobs
+        .iter()
+        .map(|(i, r)| Record::pack_loc(*i as u32, r.start as u64))
+        .collect();
+    let records = partitioner.finish(|mut r| {
+        let chunk = chunk_starts
+            .partition_point(|&s| s <= r.loc)
+            .saturating_sub(1);
+        let Some((svc, peer, id, span_base)) = remaps.get(chunk) else {
+            return r;
+        };
+        r.service = svc.get(r.service as usize).copied().unwrap_or(0);
+        if let Some(p) = r.peer() {
+            r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
+        }
+        r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
+        if r.spans != Record::NO_SPANS {
+            r.spans = r.spans.saturating_add(*span_base);
+        }
+        r
+    });
+    stage_timing("group", t);
     let files = inputs
         .files
         .iter()
@@ -564,7 +574,9 @@ pub fn resolve_universe(
 /// One request (a piece of a request ID after `--max-gap`).
 #[derive(Clone, Debug)]
 pub struct Piece {
-    /// Its records in [`Loaded::records`].
+    /// The partition of [`Loaded::records`] holding it.
+    pub part: usize,
+    /// Its records in that partition.
     pub range: std::ops::Range<usize>,
     /// Its root start (raw), from the first pass.
     pub start: i64,
@@ -585,8 +597,11 @@ fn resolve_bound(b: &Option<TimeBound>, newest: Option<i64>) -> Option<i64> {
 pub struct Prepared {
     /// The records and tables.
     pub loaded: Loaded,
-    /// The requests, in request-ID order.
+    /// The requests, partition by partition, in request-ID order within
+    /// each (the pieces of a split request ID stay together, in time order).
     pub pieces: Vec<Piece>,
+    /// Per partition, its pieces' indexes in `pieces`.
+    pub part_pieces: Vec<std::ops::Range<usize>>,
     /// Extra pieces made by `--max-gap`.
     pub split: u64,
     /// Every measured service pair.
@@ -600,9 +615,9 @@ pub struct Prepared {
 impl Prepared {
     /// Assembles one request with the measured offsets.
     pub fn assemble(&self, p: &Piece) -> Assembled {
-        let slice = self.loaded.records.get(p.range.clone()).unwrap_or_default();
+        let slice = self.loaded.records.slice(p.part, p.range.clone());
         assemble::assemble(
-            slice,
+            &slice,
             &self.loaded.universe,
             Some(&self.offsets),
             &self.opts,
@@ -613,20 +628,40 @@ impl Prepared {
     pub fn id_of(&self, p: &Piece) -> String {
         self.loaded
             .records
-            .get(p.range.start)
+            .slice(p.part, p.range.clone())
+            .first()
             .map_or(String::new(), |r| self.loaded.universe.id_text(r.req))
     }
 
-    /// Folds every selected request into the report statistics.
+    /// Folds every selected request into the report statistics, partition
+    /// by partition (each copied once into a worker's buffer).
     pub fn stats(&self, include_incomplete: bool) -> Stats {
+        let records = &self.loaded.records;
         let mut stats = self
-            .pieces
+            .part_pieces
             .par_iter()
-            .filter(|p| p.selected)
-            .fold(Stats::default, |mut st, p| {
-                st.add(&self.assemble(p), include_incomplete);
-                st
-            })
+            .enumerate()
+            .fold(
+                || (Stats::default(), Vec::new()),
+                |(mut st, mut buf), (part, pieces)| {
+                    records.copy_partition(part, &mut buf);
+                    for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
+                        if !p.selected {
+                            continue;
+                        }
+                        let slice = buf.get(p.range.clone()).unwrap_or_default();
+                        let a = assemble::assemble(
+                            slice,
+                            &self.loaded.universe,
+                            Some(&self.offsets),
+                            &self.opts,
+                        );
+                        st.add(&a, include_incomplete);
+                    }
+                    (st, buf)
+                },
+            )
+            .map(|(st, _)| st)
             .reduce(Stats::default, |mut a, b| {
                 a.merge(b);
                 a
@@ -648,62 +683,62 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
         skew_pass: true,
         ..opts.clone()
     };
-    let recs = &loaded.records;
-    let mut split = 0u64;
-    let mut ranges = Vec::new();
-    for range in assemble::request_ranges(recs) {
-        let slice = recs.get(range.clone()).unwrap_or_default();
-        let parts = assemble::split_at_gaps(slice, cfg.max_gap);
-        split += parts.len().saturating_sub(1) as u64;
-        for p in parts {
-            ranges.push(range.start + p.start..range.start + p.end);
-        }
-    }
     let newest = loaded.facts.parse.last_ts;
     let since = resolve_bound(&cfg.since, newest);
     let until = resolve_bound(&cfg.until, newest);
     let u = &loaded.universe;
-    // Each worker keeps its own pieces and samples; the samples merge by
-    // concatenation (their median does not depend on order) and the pieces
-    // are put back in request-ID order.
-    let (mut pieces, samples) = ranges
+    // Partitions are independent: each is cut into requests and passed over
+    // on raw times by one worker. The samples merge by concatenation (their
+    // median does not depend on order); the pieces keep partition order.
+    let per_part: Vec<(Vec<Piece>, SkewSamples, u64)> = (0..loaded.records.partitions())
         .into_par_iter()
-        .enumerate()
-        .fold(
-            || (Vec::new(), SkewSamples::default()),
-            |(mut pieces, mut samples), (index, range)| {
+        .map_init(Vec::new, |recs, part| {
+            loaded.records.copy_partition(part, recs);
+            let recs = &*recs;
+            let mut pieces = Vec::new();
+            let mut samples = SkewSamples::default();
+            let mut split = 0u64;
+            for range in assemble::request_ranges(recs) {
                 let slice = recs.get(range.clone()).unwrap_or_default();
-                let a = assemble::assemble(slice, u, None, &first_pass);
-                let selected =
-                    since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
-                if selected && a.incomplete.is_none() {
-                    for &(from, to, v) in &a.skew_samples {
-                        samples.add(from, to, v);
+                let parts = assemble::split_at_gaps(slice, cfg.max_gap);
+                split += parts.len().saturating_sub(1) as u64;
+                for p in parts {
+                    let range = range.start + p.start..range.start + p.end;
+                    let slice = recs.get(range.clone()).unwrap_or_default();
+                    let a = assemble::assemble(slice, u, None, &first_pass);
+                    let selected =
+                        since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
+                    if selected && a.incomplete.is_none() {
+                        for &(from, to, v) in &a.skew_samples {
+                            samples.add(from, to, v);
+                        }
                     }
+                    pieces.push(Piece {
+                        part,
+                        range,
+                        start: a.start,
+                        selected,
+                    });
                 }
-                let piece = Piece {
-                    range,
-                    start: a.start,
-                    selected,
-                };
-                pieces.push((index, piece));
-                (pieces, samples)
-            },
-        )
-        .reduce(
-            || (Vec::new(), SkewSamples::default()),
-            |(mut pa, mut sa), (mut pb, sb)| {
-                pa.append(&mut pb);
-                sa.merge(sb);
-                (pa, sa)
-            },
-        );
-    pieces.par_sort_unstable_by_key(|(i, _)| *i);
-    let pieces: Vec<Piece> = pieces.into_iter().map(|(_, p)| p).collect();
+            }
+            (pieces, samples, split)
+        })
+        .collect();
+    let mut pieces = Vec::new();
+    let mut part_pieces = Vec::with_capacity(per_part.len());
+    let mut samples = SkewSamples::default();
+    let mut split = 0u64;
+    for (p, s, n) in per_part {
+        part_pieces.push(pieces.len()..pieces.len() + p.len());
+        pieces.extend(p);
+        samples.merge(s);
+        split += n;
+    }
     let (skew_pairs, offsets) = samples.resolve(cfg.skew, cfg.skew_threshold);
     Prepared {
         loaded,
         pieces,
+        part_pieces,
         split,
         skew_pairs,
         offsets,
@@ -951,6 +986,7 @@ pub fn run_show(
             exact
         };
         let mut names: Vec<&str> = matches.iter().map(|(id, _)| id.as_str()).collect();
+        names.sort_unstable();
         names.dedup();
         match names.len() {
             0 => {

@@ -3,7 +3,8 @@
 //!
 //! The pipeline, one module per stage:
 //! `discover` (which files) → `input` (map or read, cut into newline-aligned
-//! chunks) → `parse` (one line → one compact [`model::Record`]) → `assemble`
+//! chunks) → `parse` (one line → one compact [`model::Record`]) → `group`
+//! (records of one request together, sorted) → `assemble`
 //! (records of one request → visits, calls, parents, legs) → `measure`
 //! (mergeable statistics per service, hop and chain) → `report` (one
 //! serialisable model rendered as a table, JSON or CSV).
@@ -28,6 +29,7 @@ pub mod assemble;
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod group;
 pub mod input;
 pub mod measure;
 pub mod model;
