@@ -8,7 +8,7 @@
 //! nanoseconds to the milliseconds the report prints.
 //!
 //! Two representations, chosen by the total count alone:
-//! * up to [`EXACT_MAX_COUNT`] values, every value is kept (sorted), so small
+//! * up to [`EXACT_MAX_COUNT`] values, every value is kept, so small
 //!   inputs — and every hand-checked golden test — get exact quantiles;
 //! * above it, a log-linear bucket store (HdrHistogram-style: values below 256
 //!   exact, then 128 linear sub-buckets per power of two of |ns|, separate
@@ -18,17 +18,18 @@
 //!   nearest-rank answer.
 //!
 //! `merge` is plain addition in both representations and the state is
-//! canonical (sorted values, or bucket counts, plus exact count/sum/min/max),
-//! so the result is identical however the values were split across threads,
-//! chunks or machines and in whatever order the parts were merged.
+//! canonical up to the order of kept values (the multiset of values, or
+//! bucket counts, plus exact count/sum/min/max; equality compares values
+//! sorted), so the result is identical however the values were split across
+//! threads, chunks or machines and in whatever order the parts were merged.
 
 use serde::Serialize;
 
 /// Largest count for which a [`Histogram`] keeps every value and answers
 /// exact quantiles; one more value converts it to buckets for good.
 ///
-/// The exact store costs 8 bytes per value (at most 16 KiB) and a sorted
-/// insert per record (about 80 ns on average while filling up to the limit).
+/// The exact store costs 8 bytes per value (at most 16 KiB) and a push per
+/// record; values are sorted only when a quantile is asked for.
 pub const EXACT_MAX_COUNT: u64 = 2048;
 
 /// Sub-buckets per power of two, as a number of bits: 2^7 = 128 sub-buckets,
@@ -64,11 +65,28 @@ pub struct Histogram {
 }
 
 /// The value store; `Buckets` exactly when `count > EXACT_MAX_COUNT`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 enum Store {
-    /// Every value, sorted ascending (canonical, so derived equality works).
+    /// Every value, in arrival order (a sorted insert per record cost a
+    /// memmove of up to 16 KiB).
     Exact(Vec<i64>),
     Buckets(Buckets),
+}
+
+/// Equal when they hold the same values: exact stores compare as multisets.
+impl PartialEq for Store {
+    fn eq(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Exact(a), Store::Exact(b)) => {
+                let (mut a, mut b) = (a.clone(), b.clone());
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            }
+            (Store::Buckets(a), Store::Buckets(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// Sparse log-linear buckets: each store is a `Vec` of packed
@@ -164,8 +182,7 @@ impl Histogram {
         if self.count > EXACT_MAX_COUNT {
             self.with_buckets(|b| b.add(ns, 1));
         } else if let Store::Exact(values) = &mut self.store {
-            let at = values.partition_point(|&v| v <= ns);
-            values.insert(at, ns);
+            values.push(ns);
         }
     }
 
@@ -185,7 +202,7 @@ impl Histogram {
         if self.count <= EXACT_MAX_COUNT
             && let (Store::Exact(mine), Store::Exact(theirs)) = (&mut self.store, &other.store)
         {
-            *mine = merge_sorted(mine, theirs);
+            mine.extend_from_slice(theirs);
             return;
         }
         self.with_buckets(|buckets| match &other.store {
@@ -313,7 +330,13 @@ impl Histogram {
         match &self.store {
             Store::Exact(values) => {
                 let at = usize::try_from(rank - 1).ok()?;
-                values.get(at).copied()
+                if at >= values.len() {
+                    return None;
+                }
+                // Report time only: a copy of at most EXACT_MAX_COUNT values.
+                let mut v = values.clone();
+                let (_, nth, _) = v.select_nth_unstable(at);
+                Some(*nth)
             }
             Store::Buckets(b) => {
                 let mut seen: u64 = 0;
@@ -435,24 +458,6 @@ fn merge_entries(mine: &mut Vec<u64>, theirs: &[u64]) {
     }
     out.shrink_to_fit();
     *mine = out;
-}
-
-/// Merges two ascending slices into one ascending `Vec`.
-fn merge_sorted(a: &[i64], b: &[i64]) -> Vec<i64> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
-    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
-        if x <= y {
-            out.push(x);
-            a.next();
-        } else {
-            out.push(y);
-            b.next();
-        }
-    }
-    out.extend(a);
-    out.extend(b);
-    out
 }
 
 /// Bucket index of a magnitude: itself below [`LINEAR_LIMIT`] (256), then
