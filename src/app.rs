@@ -15,7 +15,7 @@ use crate::cli::{Config, OutputFormat, ReportOptions, TimeBound};
 use crate::error::Error;
 use crate::group::{self, Grouped};
 use crate::input::{self, InputFile, ServiceFrom, Source};
-use crate::measure::Stats;
+use crate::measure::{LazyId, Stats};
 use crate::model::{Interner, Record};
 use crate::parse::detect::{self, LineFormat};
 use crate::parse::fields::Schema;
@@ -650,13 +650,11 @@ impl Prepared {
                             continue;
                         }
                         let slice = buf.get(p.range.clone()).unwrap_or_default();
-                        let a = assemble::assemble(
-                            slice,
-                            &self.loaded.universe,
-                            Some(&self.offsets),
-                            &self.opts,
-                        );
-                        st.add(&a, include_incomplete);
+                        let u = &self.loaded.universe;
+                        let a =
+                            assemble::assemble_unnamed(slice, u, Some(&self.offsets), &self.opts);
+                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req));
+                        st.add(&a, &LazyId::new(&text), include_incomplete);
                     }
                     (st, buf)
                 },

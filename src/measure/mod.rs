@@ -13,6 +13,38 @@ use histogram::Histogram;
 /// The `from` of the root's hop: the outside caller.
 pub const CLIENT: SymId = SymId::MAX;
 
+/// A request's ID whose text is made on first use: most requests never
+/// win a "slowest" or "earliest" slot, so most never need it.
+pub struct LazyId<'a> {
+    text: std::cell::OnceCell<String>,
+    make: &'a dyn Fn() -> String,
+}
+
+impl<'a> LazyId<'a> {
+    /// An ID whose text `make` produces.
+    pub fn new(make: &'a dyn Fn() -> String) -> LazyId<'a> {
+        LazyId {
+            text: std::cell::OnceCell::new(),
+            make,
+        }
+    }
+
+    /// An ID whose text is already known.
+    pub fn known(text: &str) -> LazyId<'a> {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(text.to_string());
+        LazyId {
+            text: cell,
+            make: &String::new,
+        }
+    }
+
+    /// The text, made now if needed.
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(|| (self.make)())
+    }
+}
+
 /// The request with the largest value; ties go to the smaller ID.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Slowest(pub Option<(i64, String)>);
@@ -20,12 +52,18 @@ pub struct Slowest(pub Option<(i64, String)>);
 impl Slowest {
     /// Offers one request's value.
     pub fn offer(&mut self, value: i64, id: &str) {
+        self.offer_lazy(value, &LazyId::known(id));
+    }
+
+    /// Offers one request's value; the ID's text is made only when needed.
+    pub fn offer_lazy(&mut self, value: i64, id: &LazyId<'_>) {
         let better = match &self.0 {
             None => true,
-            Some((v, i)) => value > *v || (value == *v && id < i.as_str()),
+            Some((v, _)) if value != *v => value > *v,
+            Some((_, i)) => id.text() < i.as_str(),
         };
         if better {
-            self.0 = Some((value, id.to_string()));
+            self.0 = Some((value, id.text().to_string()));
         }
     }
 
@@ -49,12 +87,18 @@ pub struct Earliest(pub Option<(i64, String)>);
 impl Earliest {
     /// Offers one request's start.
     pub fn offer(&mut self, start: i64, id: &str) {
+        self.offer_lazy(start, &LazyId::known(id));
+    }
+
+    /// Offers one request's start; the ID's text is made only when needed.
+    pub fn offer_lazy(&mut self, start: i64, id: &LazyId<'_>) {
         let better = match &self.0 {
             None => true,
-            Some((s, i)) => start < *s || (start == *s && id < i.as_str()),
+            Some((s, _)) if start != *s => start < *s,
+            Some((_, i)) => id.text() < i.as_str(),
         };
         if better {
-            self.0 = Some((start, id.to_string()));
+            self.0 = Some((start, id.text().to_string()));
         }
     }
 
@@ -239,8 +283,9 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 
 impl Stats {
     /// Folds one request in. Incomplete requests count only in `requests`
-    /// unless `include_incomplete`.
-    pub fn add(&mut self, a: &Assembled, include_incomplete: bool) {
+    /// unless `include_incomplete`. `id` is the request's ID (`a.id` may be
+    /// empty, see [`crate::assemble::assemble_unnamed`]).
+    pub fn add(&mut self, a: &Assembled, id: &LazyId<'_>, include_incomplete: bool) {
         let r = &mut self.requests;
         r.total += 1;
         r.failed += u64::from(a.failed);
@@ -291,10 +336,10 @@ impl Stats {
 
         chain.requests += 1;
         chain.latency.record(a.latency);
-        chain.slowest.offer(a.latency, &a.id);
+        chain.slowest.offer_lazy(a.latency, id);
         if a.failed {
             chain.failed += 1;
-            chain.failed_request.offer(a.start, &a.id);
+            chain.failed_request.offer_lazy(a.start, id);
         }
         for v in &a.visits {
             let s = self.services.entry(v.service).or_default();
@@ -340,13 +385,13 @@ impl Stats {
                 h.critical.record(v.critical_propagation);
             }
             if let Some(p) = v.processing {
-                h.slowest.offer(p, &a.id);
+                h.slowest.offer_lazy(p, id);
             }
             if let Some(c) = v.call {
-                h.slowest_call.offer(c, &a.id);
+                h.slowest_call.offer_lazy(c, id);
             }
             if v.hop_failed {
-                h.failed_request.offer(a.start, &a.id);
+                h.failed_request.offer_lazy(a.start, id);
             }
             if v.adjusted {
                 self.adjusted_hops += 1;
@@ -366,11 +411,11 @@ impl Stats {
             }
             if let Some(c) = u.call {
                 h.call.record(c);
-                h.slowest_call.offer(c, &a.id);
+                h.slowest_call.offer_lazy(c, id);
             }
             h.critical.record(u.critical);
             if u.failed {
-                h.failed_request.offer(a.start, &a.id);
+                h.failed_request.offer_lazy(a.start, id);
             }
         }
     }
