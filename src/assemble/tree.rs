@@ -393,22 +393,25 @@ fn finish_visit(v: &mut Visit, recs: &[Record], u: &Universe) {
     }
 }
 
-/// Pairs the client events of one visit per peer into calls.
+/// Pairs the client events of one visit per peer into calls: each
+/// `client_recv` closes the oldest open `client_send` to the same peer.
 fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut Vec<Call>) {
-    let mut pending: BTreeMap<SymId, VecDeque<PendingSend>> = BTreeMap::new();
-    let mut out: Vec<Call> = Vec::new();
+    // Open sends in arrival order: (peer, send); `None` once closed. A
+    // visit has a handful of calls, so a scan beats a map of queues.
+    let mut pending: Vec<(SymId, Option<PendingSend>)> = Vec::new();
+    let first = calls.len();
     for &i in &v.recs {
         let Some(r) = recs.get(i) else { continue };
         let Some(ev) = call_role(r, u) else { continue };
         let key = (r.file(), r.offset());
         match ev {
-            CallEvent::Send(t) => pending
-                .entry(t)
-                .or_default()
-                .push_back((r.ts, r.failed, key)),
+            CallEvent::Send(t) => pending.push((t, Some((r.ts, r.failed, key)))),
             CallEvent::Recv(t) => {
-                let open = pending.get_mut(&t).and_then(VecDeque::pop_front);
-                out.push(match open {
+                let open = pending
+                    .iter_mut()
+                    .find(|(p, s)| *p == t && s.is_some())
+                    .and_then(|(_, s)| s.take());
+                calls.push(match open {
                     Some((cs, f, k)) => Call {
                         caller: vi,
                         target: t,
@@ -429,7 +432,7 @@ fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut 
                     },
                 });
             }
-            CallEvent::Complete(t, cs, cr) => out.push(Call {
+            CallEvent::Complete(t, cs, cr) => calls.push(Call {
                 caller: vi,
                 target: t,
                 cs: Some(cs),
@@ -440,9 +443,9 @@ fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut 
             }),
         }
     }
-    for (t, q) in pending {
-        for (cs, f, k) in q {
-            out.push(Call {
+    for (t, s) in pending {
+        if let Some((cs, f, k)) = s {
+            calls.push(Call {
                 caller: vi,
                 target: t,
                 cs: Some(cs),
@@ -453,8 +456,10 @@ fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut 
             });
         }
     }
-    out.sort_by_key(|c| c.key);
-    calls.extend(out);
+    // (cs or cr, file, offset) is unique per call: the order is total.
+    if let Some(mine) = calls.get_mut(first..) {
+        mine.sort_unstable_by_key(|c| c.key);
+    }
 }
 
 fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
