@@ -171,9 +171,31 @@ fn containing_or_nearest(intervals: &[(i64, i64)], ts: i64) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// Pairs server events in order: each `server_send` closes the latest open
+/// `server_recv`; what stays unpaired goes to `left`.
+fn pair_up(
+    events: impl Iterator<Item = (usize, Server)>,
+    stack: &mut Vec<(usize, Server)>,
+    pairs: &mut Vec<(Option<usize>, Option<usize>)>,
+    left: &mut Vec<(usize, Server)>,
+) {
+    stack.clear();
+    for (i, s) in events {
+        match s {
+            Server::Recv(_) => stack.push((i, s)),
+            Server::Send(_) => match stack.pop() {
+                Some((sr, _)) => pairs.push((Some(sr), Some(i))),
+                None => left.push((i, s)),
+            },
+        }
+    }
+    left.append(stack);
+}
+
 /// Visits of one service without span IDs: sr/ss pairing per file, then
 /// across files; other records join the innermost containing visit.
 fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
+    // `idxs` ascend, so `servers` does too.
     let servers: Vec<(usize, Server)> = idxs
         .iter()
         .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
@@ -183,39 +205,28 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
         v.recs = idxs.to_vec();
         return vec![v];
     }
-    let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::new();
+    let file_of = |i: usize| recs.get(i).map_or(u32::MAX, Record::file);
+    let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(servers.len() / 2 + 1);
     let mut leftovers: Vec<(usize, Server)> = Vec::new();
-    let mut files: Vec<u32> = servers
-        .iter()
-        .filter_map(|(i, _)| recs.get(*i).map(|r| r.file()))
-        .collect();
-    files.sort_unstable();
-    files.dedup();
-    let pair_up = |events: &mut dyn Iterator<Item = (usize, Server)>,
-                   pairs: &mut Vec<(Option<usize>, Option<usize>)>,
-                   left: &mut Vec<(usize, Server)>| {
-        let mut stack: Vec<(usize, Server)> = Vec::new();
-        for (i, s) in events {
-            match s {
-                Server::Recv(_) => stack.push((i, s)),
-                Server::Send(_) => match stack.pop() {
-                    Some((sr, _)) => pairs.push((Some(sr), Some(i))),
-                    None => left.push((i, s)),
-                },
-            }
+    let mut stack: Vec<(usize, Server)> = Vec::new();
+    let first_file = servers.first().map_or(u32::MAX, |&(i, _)| file_of(i));
+    if servers.iter().all(|&(i, _)| file_of(i) == first_file) {
+        // One file (the usual case): no per-file pass needed.
+        pair_up(servers.iter().copied(), &mut stack, &mut pairs, &mut leftovers);
+    } else {
+        let mut files: Vec<u32> = servers.iter().map(|&(i, _)| file_of(i)).collect();
+        files.sort_unstable();
+        files.dedup();
+        for f in files {
+            let events = servers.iter().copied().filter(|&(i, _)| file_of(i) == f);
+            pair_up(events, &mut stack, &mut pairs, &mut leftovers);
         }
-        left.extend(stack);
-    };
-    for f in files {
-        let mut it = servers
-            .iter()
-            .copied()
-            .filter(|(i, _)| recs.get(*i).is_some_and(|r| r.file() == f));
-        pair_up(&mut it, &mut pairs, &mut leftovers);
     }
-    leftovers.sort_unstable_by_key(|(i, _)| *i);
     let mut still = Vec::new();
-    pair_up(&mut leftovers.into_iter(), &mut pairs, &mut still);
+    if !leftovers.is_empty() {
+        leftovers.sort_unstable_by_key(|(i, _)| *i);
+        pair_up(leftovers.into_iter(), &mut stack, &mut pairs, &mut still);
+    }
     for (i, s) in still {
         match s {
             Server::Recv(_) => pairs.push((Some(i), None)),
@@ -229,24 +240,18 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
             let mut v = Visit::new(service);
             v.sr = sr;
             v.ss = ss;
+            v.recs.reserve(4);
             v.recs.extend(sr);
             v.recs.extend(ss);
             v
         })
         .collect();
     let intervals: Vec<(i64, i64)> = visits.iter().map(|v| v.anchor_interval(recs)).collect();
-    // Which records anchor a visit (sr/ss): they are not assigned again.
-    let mut anchors = vec![false; recs.len()];
-    for &(i, _) in &servers {
-        if let Some(a) = anchors.get_mut(i) {
-            *a = true;
-        }
-    }
     for &i in idxs {
-        if anchors.get(i).copied().unwrap_or(false) {
+        // Records that anchor a visit (sr/ss) are not assigned again.
+        if servers.binary_search_by_key(&i, |&(s, _)| s).is_ok() {
             continue;
         }
-
         let Some(r) = recs.get(i) else { continue };
         if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
             v.recs.push(i);
