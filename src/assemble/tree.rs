@@ -944,12 +944,13 @@ fn chain_of<'n>(
     }
 }
 
-fn union_len(mut iv: Vec<(i64, i64)>) -> i64 {
+/// Total length of the union of the intervals (sorts them in place).
+fn union_len(iv: &mut Vec<(i64, i64)>) -> i64 {
     iv.retain(|(a, b)| b > a);
     iv.sort_unstable();
     let mut total = 0i64;
     let mut cur: Option<(i64, i64)> = None;
-    for (a, b) in iv {
+    for &(a, b) in iv.iter() {
         match cur {
             Some((ca, cb)) if a <= cb => cur = Some((ca, cb.max(b))),
             Some((ca, cb)) => {
@@ -1030,12 +1031,10 @@ fn figures(
     }
     let cstart: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.start - o).collect();
     let cend: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.end - o).collect();
-    let rec_ts = |v: &Visit, o: i64| -> Vec<i64> {
-        v.recs
-            .iter()
-            .filter_map(|&i| recs.get(i).map(|r| r.ts - o))
-            .collect()
-    };
+    // A visit's record times, corrected by `o`.
+    fn rec_ts<'v>(v: &'v Visit, recs: &'v [Record], o: i64) -> impl Iterator<Item = i64> + 'v {
+        v.recs.iter().filter_map(move |&i| recs.get(i).map(|r| r.ts - o))
+    }
     let get = |xs: &[i64], i: usize| xs.get(i).copied().unwrap_or(0);
 
     let mut figs: Vec<VisitFigures> = Vec::with_capacity(n);
@@ -1149,9 +1148,9 @@ fn figures(
                 f.propagation = f.request_leg;
             }
             (Link::Span | Link::Contains, Some((p, pv))) => {
-                let pts = rec_ts(pv, get(&off, p));
-                let before = pts.iter().copied().filter(|&t| t <= s).max();
-                let after = pts.iter().copied().filter(|&t| t >= e).min();
+                let po = get(&off, p);
+                let before = rec_ts(pv, recs, po).filter(|&t| t <= s).max();
+                let after = rec_ts(pv, recs, po).filter(|&t| t >= e).min();
                 f.request_leg = before.map(|b| s - b);
                 f.response_leg = after.map(|a| a - e);
                 f.propagation = f.request_leg.zip(f.response_leg).map(|(a, b)| a + b);
@@ -1198,33 +1197,33 @@ fn figures(
             });
         }
     }
-    // Self time: processing minus the union of calls and call-less children.
+    // Self time: processing minus the union of calls and call-less children
+    // (intervals clipped to the visit).
+    let mut iv: Vec<(i64, i64)> = Vec::new();
     for (vi, v) in visits.iter().enumerate() {
         if v.virtual_ {
             continue;
         }
         let (s, e) = (get(&cstart, vi), get(&cend, vi));
         let o = get(&off, vi);
-        let mut iv: Vec<(i64, i64)> = v
-            .calls
-            .iter()
-            .filter_map(|&ci| calls.get(ci))
-            .filter_map(|c| c.cs.zip(c.cr))
-            .map(|(a, b)| (a - o, b - o))
-            .collect();
+        let clip = |(a, b): (i64, i64)| (a.clamp(s, e), b.clamp(s, e));
+        iv.clear();
+        iv.extend(
+            v.calls
+                .iter()
+                .filter_map(|&ci| calls.get(ci))
+                .filter_map(|c| c.cs.zip(c.cr))
+                .map(|(a, b)| clip((a - o, b - o))),
+        );
         for &c in children.get(vi).into_iter().flatten() {
             if let Some(cv) = visits.get(c)
                 && matches!(cv.link, Link::Span | Link::Contains)
             {
-                iv.push((get(&cstart, c), get(&cend, c)));
+                iv.push(clip((get(&cstart, c), get(&cend, c))));
             }
         }
-        let clipped: Vec<(i64, i64)> = iv
-            .into_iter()
-            .map(|(a, b)| (a.clamp(s, e), b.clamp(s, e)))
-            .collect();
         if let Some(f) = figs.get_mut(vi) {
-            f.self_time = Some((e - s) - union_len(clipped));
+            f.self_time = Some((e - s) - union_len(&mut iv));
         }
     }
     // Failure origins.
