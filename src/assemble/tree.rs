@@ -195,16 +195,30 @@ fn pair_up(
 /// Visits of one service without span IDs: sr/ss pairing per file, then
 /// across files; other records join the innermost containing visit.
 fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
-    // `idxs` ascend, so `servers` does too.
-    let servers: Vec<(usize, Server)> = idxs
-        .iter()
-        .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
-        .collect();
-    if servers.is_empty() {
+    let roles = || {
+        idxs.iter()
+            .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
+    };
+    // The usual case — no server event, a lone one, or one sr before one
+    // ss — is a single visit holding every record (the general path below
+    // gives the same).
+    let mut first3 = roles();
+    let single = match (first3.next(), first3.next(), first3.next()) {
+        (None, _, _) => Some((None, None)),
+        (Some((i, Server::Recv(_))), None, _) => Some((Some(i), None)),
+        (Some((i, Server::Send(_))), None, _) => Some((None, Some(i))),
+        (Some((i, Server::Recv(_))), Some((j, Server::Send(_))), None) => Some((Some(i), Some(j))),
+        _ => None,
+    };
+    if let Some((sr, ss)) = single {
         let mut v = Visit::new(service);
+        v.sr = sr;
+        v.ss = ss;
         v.recs = idxs.to_vec();
         return vec![v];
     }
+    // `idxs` ascend, so `servers` does too.
+    let servers: Vec<(usize, Server)> = roles().collect();
     let file_of = |i: usize| recs.get(i).map_or(u32::MAX, Record::file);
     let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(servers.len() / 2 + 1);
     let mut leftovers: Vec<(usize, Server)> = Vec::new();
@@ -212,7 +226,12 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
     let first_file = servers.first().map_or(u32::MAX, |&(i, _)| file_of(i));
     if servers.iter().all(|&(i, _)| file_of(i) == first_file) {
         // One file (the usual case): no per-file pass needed.
-        pair_up(servers.iter().copied(), &mut stack, &mut pairs, &mut leftovers);
+        pair_up(
+            servers.iter().copied(),
+            &mut stack,
+            &mut pairs,
+            &mut leftovers,
+        );
     } else {
         let mut files: Vec<u32> = servers.iter().map(|&(i, _)| file_of(i)).collect();
         files.sort_unstable();
@@ -1033,7 +1052,9 @@ fn figures(
     let cend: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.end - o).collect();
     // A visit's record times, corrected by `o`.
     fn rec_ts<'v>(v: &'v Visit, recs: &'v [Record], o: i64) -> impl Iterator<Item = i64> + 'v {
-        v.recs.iter().filter_map(move |&i| recs.get(i).map(|r| r.ts - o))
+        v.recs
+            .iter()
+            .filter_map(move |&i| recs.get(i).map(|r| r.ts - o))
     }
     let get = |xs: &[i64], i: usize| xs.get(i).copied().unwrap_or(0);
 
