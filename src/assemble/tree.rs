@@ -217,8 +217,22 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
         v.recs = idxs.to_vec();
         return vec![v];
     }
+    paired_visits(service, idxs, recs)
+}
+
+/// [`plain_visits`] in general: any number of server events, paired per
+/// file, then across files.
+fn paired_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
     // `idxs` ascend, so `servers` does too.
-    let servers: Vec<(usize, Server)> = roles().collect();
+    let servers: Vec<(usize, Server)> = idxs
+        .iter()
+        .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
+        .collect();
+    if servers.is_empty() {
+        let mut v = Visit::new(service);
+        v.recs = idxs.to_vec();
+        return vec![v];
+    }
     let file_of = |i: usize| recs.get(i).map_or(u32::MAX, Record::file);
     let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(servers.len() / 2 + 1);
     let mut leftovers: Vec<(usize, Server)> = Vec::new();
@@ -1341,4 +1355,62 @@ fn figures(
 
 fn get_b(xs: &[bool], i: usize) -> bool {
     xs.get(i).copied().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a visit list says, for comparing two ways of building it.
+    fn shape(vs: &[Visit]) -> Vec<(Option<usize>, Option<usize>, Vec<usize>)> {
+        let mut out: Vec<_> = vs
+            .iter()
+            .map(|v| {
+                let mut r = v.recs.clone();
+                r.sort_unstable();
+                (v.sr, v.ss, r)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    proptest! {
+        /// The one-visit shortcut of `plain_visits` builds exactly what the
+        /// general pairing builds, for any mix of records over two files.
+        #[test]
+        fn one_visit_shortcut_matches_general_pairing(
+            kinds in proptest::collection::vec((0u8..5, 0u32..2, proptest::option::of(1i64..50)), 1..7),
+        ) {
+            let recs: Vec<Record> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, &(k, file, dur))| Record {
+                    req: IdKey::default(),
+                    ts: i as i64 * 10,
+                    loc: Record::pack_loc(file, i as u64),
+                    duration_ns: match k { 0 | 1 => dur.unwrap_or(Record::NO_DURATION), _ => Record::NO_DURATION },
+                    service: 0,
+                    peer_id: if k >= 2 && k <= 3 { 0 } else { Record::NO_PEER },
+                    spans: Record::NO_SPANS,
+                    kind: match k {
+                        0 => Some(Kind::ServerRecv),
+                        1 => Some(Kind::ServerSend),
+                        2 => Some(Kind::ClientSend),
+                        3 => Some(Kind::ClientRecv),
+                        _ => None,
+                    },
+                    anchored_start: false,
+                    failed: false,
+                })
+                .collect();
+            let idxs: Vec<usize> = (0..recs.len()).collect();
+            prop_assert_eq!(
+                shape(&plain_visits(0, &idxs, &recs)),
+                shape(&paired_visits(0, &idxs, &recs))
+            );
+        }
+    }
 }
