@@ -1393,7 +1393,7 @@ mod tests {
                     loc: Record::pack_loc(file, i as u64),
                     duration_ns: match k { 0 | 1 => dur.unwrap_or(Record::NO_DURATION), _ => Record::NO_DURATION },
                     service: 0,
-                    peer_id: if k >= 2 && k <= 3 { 0 } else { Record::NO_PEER },
+                    peer_id: if (2..=3).contains(&k) { 0 } else { Record::NO_PEER },
                     spans: Record::NO_SPANS,
                     kind: match k {
                         0 => Some(Kind::ServerRecv),
