@@ -909,6 +909,14 @@ impl Walk<'_> {
 /// Appends a service name to a chain string, escaping `> { } , \\` and
 /// whitespace.
 fn push_escaped(out: &mut String, name: &str) {
+    // Most names need no escape: copy them whole.
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'>' | b'{' | b'}' | b',' | b'\\'))
+    {
+        out.push_str(name);
+        return;
+    }
     for ch in name.chars() {
         if matches!(ch, '>' | '{' | '}' | ',' | '\\') || ch.is_whitespace() {
             out.push('\\');
