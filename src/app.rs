@@ -641,6 +641,9 @@ impl Prepared {
             .part_pieces
             .par_iter()
             .enumerate()
+            // Few accumulators: each one's histograms are merged at the
+            // end, and a merge costs like thousands of records.
+            .with_min_len(16)
             .fold(
                 || (Stats::default(), Vec::new()),
                 |(mut st, mut buf), (part, pieces)| {

@@ -206,11 +206,7 @@ impl Histogram {
             return;
         }
         self.with_buckets(|buckets| match &other.store {
-            Store::Exact(values) => {
-                for &ns in values {
-                    buckets.add(ns, 1);
-                }
-            }
+            Store::Exact(values) => buckets.merge(&Buckets::from_values(values)),
             Store::Buckets(theirs) => buckets.merge(theirs),
         });
     }
@@ -366,11 +362,7 @@ impl Histogram {
     /// first if needed (once the total count passes [`EXACT_MAX_COUNT`]).
     fn with_buckets(&mut self, f: impl FnOnce(&mut Buckets)) {
         if let Store::Exact(values) = &self.store {
-            let mut b = Buckets::default();
-            for &ns in values {
-                b.add(ns, 1);
-            }
-            self.store = Store::Buckets(b);
+            self.store = Store::Buckets(Buckets::from_values(values));
         }
         if let Store::Buckets(b) = &mut self.store {
             f(b);
@@ -379,6 +371,33 @@ impl Histogram {
 }
 
 impl Buckets {
+    /// The buckets of `values`, built in one pass over them sorted (adding
+    /// them one by one inserted into the middle of the store each time).
+    fn from_values(values: &[i64]) -> Buckets {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        let mut b = Buckets::default();
+        // Ascending values: negative magnitudes descend, positive ascend.
+        let push = |store: &mut Vec<u64>, ns: i64| {
+            let index = bucket_index(ns.unsigned_abs());
+            match store.last_mut() {
+                Some(e) if *e >> INDEX_SHIFT == index => *e = add_count(*e, 1),
+                _ => store.push(index << INDEX_SHIFT | 1),
+            }
+        };
+        for &ns in &sorted {
+            match ns.signum() {
+                0 => b.zero = b.zero.saturating_add(1),
+                -1 => push(&mut b.neg, ns),
+                _ => push(&mut b.pos, ns),
+            }
+        }
+        b.neg.reverse();
+        b.neg.shrink_to_fit();
+        b.pos.shrink_to_fit();
+        b
+    }
+
     /// Adds `n` occurrences of `ns`.
     fn add(&mut self, ns: i64, n: u64) {
         let store = match ns.signum() {
@@ -390,7 +409,7 @@ impl Buckets {
             _ => &mut self.pos,
         };
         let index = bucket_index(ns.unsigned_abs());
-        match store.binary_search_by_key(&index, |e| e >> INDEX_SHIFT) {
+        match find_entry(store, index) {
             Ok(at) => {
                 if let Some(entry) = store.get_mut(at) {
                     *entry = add_count(*entry, n);
@@ -413,6 +432,36 @@ impl Buckets {
         self.zero = self.zero.saturating_add(other.zero);
         merge_entries(&mut self.neg, &other.neg);
         merge_entries(&mut self.pos, &other.pos);
+    }
+}
+
+/// Where bucket `index` is (`Ok`) or would go (`Err`) in a sorted store.
+///
+/// Indices are distinct integers, so the entry for `index` sits at most
+/// `index − first` places from the start and `last − index` from the end:
+/// only the window between those bounds — as wide as the number of empty
+/// buckets between the first and last — needs a binary search. Latency
+/// stores are dense in their core, so the window is usually a few entries.
+fn find_entry(store: &[u64], index: u64) -> Result<usize, usize> {
+    let (Some(&first), Some(&last)) = (store.first(), store.last()) else {
+        return Err(0);
+    };
+    let (first, last) = (first >> INDEX_SHIFT, last >> INDEX_SHIFT);
+    if index < first {
+        return Err(0);
+    }
+    if index > last {
+        return Err(store.len());
+    }
+    let top = store.len() - 1;
+    let lo = top.saturating_sub(usize::try_from(last - index).unwrap_or(usize::MAX));
+    let hi = top.min(usize::try_from(index - first).unwrap_or(usize::MAX));
+    match store.get(lo..=hi) {
+        Some(window) => window
+            .binary_search_by_key(&index, |e| e >> INDEX_SHIFT)
+            .map(|k| lo + k)
+            .map_err(|k| lo + k),
+        None => store.binary_search_by_key(&index, |e| e >> INDEX_SHIFT),
     }
 }
 
@@ -777,6 +826,37 @@ mod tests {
             "{} bytes",
             h.heap_bytes()
         );
+    }
+
+    proptest! {
+        /// Building buckets from many values at once gives the buckets of
+        /// adding them one by one.
+        #[test]
+        fn bulk_buckets_match_one_by_one(
+            values in proptest::collection::vec(prop_oneof![-5_000_000i64..5_000_000, Just(0i64), any::<i64>()], 0..300),
+        ) {
+            let mut one = Buckets::default();
+            for &v in &values {
+                one.add(v, 1);
+            }
+            prop_assert_eq!(Buckets::from_values(&values), one);
+        }
+
+        /// The windowed search finds what a plain binary search finds.
+        #[test]
+        fn find_entry_matches_binary_search(
+            mut idx in proptest::collection::btree_set(0u64..300, 0..60),
+            probe in 0u64..320,
+        ) {
+            let store: Vec<u64> = std::mem::take(&mut idx)
+                .into_iter()
+                .map(|i| i << INDEX_SHIFT | 1)
+                .collect();
+            prop_assert_eq!(
+                find_entry(&store, probe),
+                store.binary_search_by_key(&probe, |e| e >> INDEX_SHIFT)
+            );
+        }
     }
 
     #[test]
