@@ -873,15 +873,20 @@ impl<'s, 'a> Collector<'s, 'a> {
         text: &'a str,
         kind: ValueKind,
     ) {
-        let is_exact = |name: &NameRef| hit.spells(name, line, key.0, key.1);
+        // The closure only on the rare path: built up front, its captures
+        // were spilled to the stack for every value.
         match hit.node.names.as_slice() {
             [name] if kind != ValueKind::Object => {
                 if !is_blank_text(text) {
-                    let exact = is_exact(name);
+                    let exact = hit.spells(name, line, key.0, key.1);
                     self.place_exact(name, exact, Cow::Borrowed(text), kind, false);
                 }
             }
-            _ => self.offer_node(hit.node, is_exact, Offered::Text(Cow::Borrowed(text), kind)),
+            _ => self.offer_node(
+                hit.node,
+                |name: &NameRef| hit.spells(name, line, key.0, key.1),
+                Offered::Text(Cow::Borrowed(text), kind),
+            ),
         }
     }
 
