@@ -380,11 +380,14 @@ impl Schema {
             };
             let len = node.lower.len();
             let (w0, w1) = raw_words(&node.lower, 0, len.min(16));
+            let (mask0, mask1) = raw_words(&[0xFF; 16], 0, len.min(16));
             slots.push(Slot {
                 w0,
                 w1,
                 letters0: letters(w0),
                 letters1: letters(w1),
+                mask0,
+                mask1,
                 meta: key_meta(node.prefix, len),
                 next: 0,
             });
@@ -438,17 +441,20 @@ impl Schema {
         if next == 0 {
             return None;
         }
-        let raw = raw_words(line, start, len.min(16));
+        // The 16 bytes at `start` as they are (each slot masks off what
+        // follows its key), or the key zero-padded near the line's end.
+        let loaded = load16(line, start).unwrap_or_else(|| raw_words(line, start, len.min(16)));
         while let Some(id) = next.checked_sub(1) {
             let slot = self.slots.get(id as usize)?;
             // Letters compare with their case bit set, everything else as is.
-            if (raw.0 | slot.letters0) == slot.w0
-                && (raw.1 | slot.letters1) == slot.w1
-                && slot.meta == meta
+            if slot.meta == meta
+                && ((loaded.0 | slot.letters0) & slot.mask0) == slot.w0
+                && ((loaded.1 | slot.letters1) & slot.mask1) == slot.w1
             {
                 let node = self.nodes.get(id as usize)?;
                 if len <= 16 || line.get(start..end)?.eq_ignore_ascii_case(&node.lower) {
-                    return Some(Hit { node });
+                    let raw = (loaded.0 & slot.mask0, loaded.1 & slot.mask1);
+                    return Some(Hit { node, raw });
                 }
             }
             next = slot.next;
@@ -463,12 +469,15 @@ impl Schema {
     }
 }
 
-/// A key found by [`Schema::lookup`]: its entry. One pointer, so that it
-/// travels in a register.
+/// A key found by [`Schema::lookup`]: its entry, and the key's first 16
+/// bytes as read for the lookup, so that [`Hit::spells`] need not read
+/// them again.
 #[derive(Clone, Copy)]
 pub(crate) struct Hit<'s> {
     /// The entry.
     pub(crate) node: &'s Node,
+    /// [`raw_words`] of the key looked up (its first 16 bytes).
+    raw: (u64, u64),
 }
 
 impl Hit<'_> {
@@ -486,13 +495,14 @@ impl Hit<'_> {
     }
 
     /// Whether the key `line[start..end]`, taken as the whole path, is
-    /// spelled exactly `name` (word compare for keys up to 16 bytes).
+    /// spelled exactly `name`. It must be the key this hit was looked up
+    /// with: up to 16 bytes, the words read by the lookup are compared.
     #[inline(always)]
     pub(crate) fn spells(&self, name: &NameRef, line: &[u8], start: usize, end: usize) -> bool {
         let len = end.saturating_sub(start);
         name.name.len() == len
             && if len <= 16 {
-                name.raw == raw_words(line, start, len)
+                name.raw == self.raw
             } else {
                 line.get(start..end) == Some(&*name.name)
             }
@@ -518,6 +528,15 @@ fn raw_words(line: &[u8], start: usize, len: usize) -> (u64, u64) {
         .unwrap_or(&[]);
     let (a, b) = key.split_at(key.len().min(8));
     (load_word(a), load_word(b))
+}
+
+/// The 16 bytes of `line` at `start` as two little-endian words, if there
+/// are 16.
+#[inline(always)]
+fn load16(line: &[u8], start: usize) -> Option<(u64, u64)> {
+    let sixteen: [u8; 16] = line.get(start..start.checked_add(16)?)?.try_into().ok()?;
+    let x = u128::from_le_bytes(sixteen);
+    Some((x as u64, (x >> 64) as u64))
 }
 
 /// Up to 8 bytes as a little-endian word, zero-padded, without a byte loop.
@@ -553,6 +572,9 @@ struct Slot {
     /// 0x20 in the bytes of `w0`, `w1` that are (lower-case) letters.
     letters0: u64,
     letters1: u64,
+    /// 0xFF in the bytes of `w0`, `w1` that the key covers.
+    mask0: u64,
+    mask1: u64,
     meta: u64,
     /// The next slot in the same bucket, plus one (0 = none).
     next: u32,
@@ -851,15 +873,20 @@ impl<'s, 'a> Collector<'s, 'a> {
         text: &'a str,
         kind: ValueKind,
     ) {
-        let is_exact = |name: &NameRef| hit.spells(name, line, key.0, key.1);
+        // The closure only on the rare path: built up front, its captures
+        // were spilled to the stack for every value.
         match hit.node.names.as_slice() {
             [name] if kind != ValueKind::Object => {
                 if !is_blank_text(text) {
-                    let exact = is_exact(name);
+                    let exact = hit.spells(name, line, key.0, key.1);
                     self.place_exact(name, exact, Cow::Borrowed(text), kind, false);
                 }
             }
-            _ => self.offer_node(hit.node, is_exact, Offered::Text(Cow::Borrowed(text), kind)),
+            _ => self.offer_node(
+                hit.node,
+                |name: &NameRef| hit.spells(name, line, key.0, key.1),
+                Offered::Text(Cow::Borrowed(text), kind),
+            ),
         }
     }
 

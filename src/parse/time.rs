@@ -372,34 +372,51 @@ fn leading_digits(w: u64) -> (usize, u32) {
     (n, d as u32)
 }
 
+/// The bytes of `w` selected by `digits` (0xFF per byte) read as decimal
+/// digits, each byte then holding ten times itself plus the next byte (so a
+/// two-digit field's value sits at its first byte); None exactly when a
+/// selected byte is not an ASCII digit.
+#[inline(always)]
+fn pair_values(w: u64, digits: u64) -> Option<u64> {
+    let x = (w ^ 0x3030_3030_3030_3030) & digits;
+    // A byte below 0x80 reaches 0x80 when 0x76 is added iff it is 10 or
+    // more; only a byte of 0x8A or more (itself caught) carries.
+    if ((x.wrapping_add(0x7676_7676_7676_7676) | x) & digits & 0x8080_8080_8080_8080) != 0 {
+        return None;
+    }
+    // Each byte is at most 9: times ten is at most 90, plus the next at
+    // most 99, so no byte carries into the next.
+    Some(x * 10 + (x >> 8))
+}
+
 /// The shape most logs write, `YYYY-MM-DD[Tt ]HH:MM:SS[.,frac]` then
 /// nothing, `Z` or `±HH:MM`, read at fixed positions. None for anything else,
 /// including out-of-range fields: [`scan_datetime_opt`] then decides, so the
 /// result is always the same as its.
 #[inline]
 fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
-    let h: &[u8; 19] = b.get(..19)?.try_into().ok()?;
-    if h[4] != b'-'
-        || h[7] != b'-'
-        || !matches!(h[10], b'T' | b't' | b' ')
-        || h[13] != b':'
-        || h[16] != b':'
+    // Two words cover the fields: `YYYY-MM-` (bytes 0..8) and `HH:MM:SS`
+    // (11..19); the day is bytes 8 and 9. Checked and converted a word at a
+    // time instead of a byte at a time.
+    let (date, time) = (word_at(b, 0)?, word_at(b, 11)?);
+    // Separators: `-` at 4 and 7; `:` at 13 and 16 (2 and 5 of `time`).
+    if date & 0xFF00_00FF_0000_0000 != 0x2D00_002D_0000_0000
+        || time & 0x0000_FF00_00FF_0000 != 0x0000_3A00_003A_0000
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
     {
         return None;
     }
-    let d = |i: usize| h[i].wrapping_sub(b'0');
-    let bad = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-        .iter()
-        .fold(false, |bad, &i| bad | (d(i) > 9));
-    if bad {
+    let date = pair_values(date, 0x00FF_FF00_FFFF_FFFF)?;
+    let time = pair_values(time, 0xFFFF_00FF_FF00_FFFF)?;
+    let (d1, d2) = (b.get(8)?.wrapping_sub(b'0'), b.get(9)?.wrapping_sub(b'0'));
+    if d1 > 9 || d2 > 9 {
         return None;
     }
-    let d = |i: usize| u32::from(d(i));
-    let two = |i: usize| d(i) * 10 + d(i + 1);
+    let byte = |w: u64, k: u32| (w >> (8 * k)) as u8 as u32;
     // At most 9999: the cast is lossless.
-    let year = (two(0) * 100 + two(2)) as i32;
-    let (month, day) = (two(5), two(8));
-    let (hour, min, sec) = (two(11), two(14), two(17));
+    let year = (byte(date, 0) * 100 + byte(date, 2)) as i32;
+    let (month, day) = (byte(date, 5), u32::from(d1) * 10 + u32::from(d2));
+    let (hour, min, sec) = (byte(time, 0), byte(time, 3), byte(time, 6));
     if !(1..=12).contains(&month)
         || day == 0
         || day > days_in_month(year, month)
