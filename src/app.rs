@@ -386,7 +386,8 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let partitioner = group::Partitioner::default();
     let chunks: Vec<(usize, parse::ChunkRecords)> = jobs
         .par_iter()
-        .map(|(i, range)| {
+        .enumerate()
+        .map(|(chunk, (i, range))| {
             let source = inputs.sources.get(*i).and_then(Option::as_ref);
             let src: &[u8] = source.map(|s| &s[..]).unwrap_or_default();
             let file = inputs.files.get(*i);
@@ -400,7 +401,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             let mut parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
             // Handed to their partitions while hot in this core's cache; the
             // chunk's buffer is freed here, by the worker that made it.
-            partitioner.add(&parsed.records, &parsed.ids);
+            partitioner.add(chunk, &parsed.records, &parsed.ids);
             parsed.records = Vec::new();
             // Records own their values: the parsed pages can go.
             if let Some(s) = source {
@@ -479,16 +480,8 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     universe.spans = spans;
     stage_timing("merge", t);
     let t = Instant::now();
-    // Chunk-local ids become global ones; a record's chunk is the last job
-    // starting at or before its (file, offset).
-    let chunk_starts: Vec<u64> = jobs
-        .iter()
-        .map(|(i, r)| Record::pack_loc(*i as u32, r.start as u64))
-        .collect();
-    let records = partitioner.finish(|mut r| {
-        let chunk = chunk_starts
-            .partition_point(|&s| s <= r.loc)
-            .saturating_sub(1);
+    // Chunk-local ids become global ones.
+    let records = partitioner.finish(|chunk, mut r| {
         let Some((svc, peer, id, span_base)) = remaps.get(chunk) else {
             return r;
         };
@@ -644,25 +637,19 @@ impl Prepared {
             // Few accumulators: each one's histograms are merged at the
             // end, and a merge costs like thousands of records.
             .with_min_len(16)
-            .fold(
-                || (Stats::default(), Vec::new()),
-                |(mut st, mut buf), (part, pieces)| {
-                    records.copy_partition(part, &mut buf);
-                    for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
-                        if !p.selected {
-                            continue;
-                        }
-                        let slice = buf.get(p.range.clone()).unwrap_or_default();
-                        let u = &self.loaded.universe;
-                        let a =
-                            assemble::assemble_unnamed(slice, u, Some(&self.offsets), &self.opts);
-                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req));
-                        st.add(&a, &LazyId::new(&text), include_incomplete);
+            .fold(Stats::default, |mut st, (part, pieces)| {
+                for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
+                    if !p.selected {
+                        continue;
                     }
-                    (st, buf)
-                },
-            )
-            .map(|(st, _)| st)
+                    let slice = records.slice(part, p.range.clone());
+                    let u = &self.loaded.universe;
+                    let a = assemble::assemble_unnamed(&slice, u, Some(&self.offsets), &self.opts);
+                    let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req));
+                    st.add(&a, &LazyId::new(&text), include_incomplete);
+                }
+                st
+            })
             .reduce(Stats::default, |mut a, b| {
                 a.merge(b);
                 a
@@ -693,19 +680,18 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
     // median does not depend on order); the pieces keep partition order.
     let per_part: Vec<(Vec<Piece>, SkewSamples, u64)> = (0..loaded.records.partitions())
         .into_par_iter()
-        .map_init(Vec::new, |recs, part| {
-            loaded.records.copy_partition(part, recs);
-            let recs = &*recs;
+        .map(|part| {
+            let records = &loaded.records;
             let mut pieces = Vec::new();
             let mut samples = SkewSamples::default();
             let mut split = 0u64;
-            for range in assemble::request_ranges(recs) {
-                let slice = recs.get(range.clone()).unwrap_or_default();
-                let parts = assemble::split_at_gaps(slice, cfg.max_gap);
+            for range in records.requests(part) {
+                let request = records.slice(part, range.clone());
+                let parts = assemble::split_at_gaps(&request, cfg.max_gap);
                 split += parts.len().saturating_sub(1) as u64;
                 for p in parts {
+                    let slice = request.get(p.clone()).unwrap_or_default();
                     let range = range.start + p.start..range.start + p.end;
-                    let slice = recs.get(range.clone()).unwrap_or_default();
                     let a = assemble::assemble(slice, u, None, &first_pass);
                     let selected =
                         since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);

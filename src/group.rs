@@ -61,6 +61,11 @@ fn partition_of_text(text: &str) -> usize {
 struct Blocks {
     blocks: Vec<Vec<Record>>,
     len: usize,
+    /// While gathering: (chunk, count) of each appended run, in order, so
+    /// the remap knows every record's chunk without searching for it.
+    runs: Vec<(u32, u32)>,
+    /// Once sorted: where each request starts, ascending.
+    request_starts: Vec<u32>,
 }
 
 impl Blocks {
@@ -130,10 +135,10 @@ impl Default for Partitioner {
 }
 
 impl Partitioner {
-    /// Appends one chunk's records (still with chunk-local ids) to their
-    /// partitions; `ids` is the chunk's interner of text IDs, which the
-    /// records' text keys index.
-    pub fn add(&self, records: &[Record], ids: &Interner) {
+    /// Appends chunk number `chunk`'s records (still with chunk-local ids)
+    /// to their partitions; `ids` is the chunk's interner of text IDs, which
+    /// the records' text keys index.
+    pub fn add(&self, chunk: usize, records: &[Record], ids: &Interner) {
         let text_part: Vec<usize> = ids.names().iter().map(|t| partition_of_text(t)).collect();
         let part = |k: IdKey| match k.text_index() {
             Some(i) => text_part.get(i as usize).copied().unwrap_or(0),
@@ -173,14 +178,15 @@ impl Partitioner {
             let run = order.get(a..b).unwrap_or_default();
             let mut blocks = part.lock().unwrap_or_else(PoisonError::into_inner);
             blocks.extend(run.iter().filter_map(|&i| records.get(i as usize).copied()));
+            blocks.runs.push((chunk as u32, run.len() as u32));
         }
     }
 
-    /// Remaps every record with `remap` (chunk-local ids → global ones) and
-    /// sorts each partition by (request, ts, file, offset).
+    /// Remaps every record with `remap(chunk, record)` (chunk-local ids →
+    /// global ones) and sorts each partition by (request, ts, file, offset).
     pub fn finish<F>(self, remap: F) -> Grouped
     where
-        F: Fn(Record) -> Record + Sync,
+        F: Fn(usize, Record) -> Record + Sync,
     {
         let mut parts: Vec<Blocks> = self
             .parts
@@ -191,10 +197,17 @@ impl Partitioner {
             .par_iter_mut()
             .for_each_init(SortScratch::default, |scratch, part| {
                 part.copy_range(0..part.len, &mut scratch.records);
-                for r in scratch.records.iter_mut() {
-                    *r = remap(*r);
+                let mut at = 0usize;
+                for &(chunk, n) in &part.runs {
+                    let end = at + n as usize;
+                    for r in scratch.records.get_mut(at..end).into_iter().flatten() {
+                        *r = remap(chunk as usize, *r);
+                    }
+                    at = end;
                 }
+                part.runs = Vec::new();
                 scratch.sort();
+                part.request_starts = std::mem::take(&mut scratch.starts);
                 for (block, sorted) in part.blocks.iter_mut().zip(scratch.sorted.chunks(BLOCK)) {
                     block.clear();
                     block.extend_from_slice(sorted);
@@ -217,6 +230,8 @@ struct SortScratch {
     index: rustc_hash::FxHashMap<IdKey, u32>,
     /// Per record, the index of its request.
     of: Vec<u32>,
+    /// Where each request starts in `sorted`, ascending.
+    starts: Vec<u32>,
 }
 
 impl SortScratch {
@@ -246,9 +261,11 @@ impl SortScratch {
         order.sort_unstable_by_key(|&k| self.requests.get(k as usize).map(|q| q.0));
         let mut start = vec![0usize; self.requests.len()];
         let mut at = 0usize;
+        self.starts = Vec::with_capacity(order.len());
         for &k in &order {
             if let (Some(s), Some(q)) = (start.get_mut(k as usize), self.requests.get(k as usize)) {
                 *s = at;
+                self.starts.push(at as u32);
                 at += q.1;
             }
         }
@@ -283,8 +300,24 @@ impl Grouped {
     /// partition (tests and tools that build records by hand).
     pub fn from_sorted(records: Vec<Record>) -> Grouped {
         let mut part = Blocks::default();
+        part.request_starts = crate::assemble::request_ranges(&records)
+            .into_iter()
+            .map(|r| r.start as u32)
+            .collect();
         part.extend(records.into_iter());
         Grouped { parts: vec![part] }
+    }
+
+    /// The record ranges of partition `part`'s requests, in order.
+    pub fn requests(&self, part: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let (starts, len) = self
+            .parts
+            .get(part)
+            .map_or((&[][..], 0), |p| (&p.request_starts[..], p.len));
+        starts.iter().enumerate().map(move |(k, &s)| {
+            let end = starts.get(k + 1).map_or(len, |&e| e as usize);
+            s as usize..end
+        })
     }
 
     /// Number of partitions.
@@ -361,16 +394,16 @@ mod tests {
         let mut b = Interner::default();
         b.intern("req-a");
         let p = Partitioner::default();
-        p.add(&[rec(IdKey::interned(1), 5, 0, 0)], &a);
-        p.add(&[rec(IdKey::interned(0), 6, 1, 0)], &b);
-        let g = p.finish(|r| r);
+        p.add(0, &[rec(IdKey::interned(1), 5, 0, 0)], &a);
+        p.add(1, &[rec(IdKey::interned(0), 6, 1, 0)], &b);
+        let g = p.finish(|_, r| r);
         let want = partition_of_text("req-a");
         assert_eq!(g.parts.get(want).map(|p| p.len), Some(2));
         assert_eq!(g.len(), 2);
         let hex = IdKey::compact("00f067aa0ba902b7").unwrap();
         let p = Partitioner::default();
-        p.add(&[rec(hex, 1, 0, 0)], &Interner::default());
-        let g = p.finish(|r| r);
+        p.add(0, &[rec(hex, 1, 0, 0)], &Interner::default());
+        let g = p.finish(|_, r| r);
         let at = partition_of_value(hex.tag, hex.hi, hex.lo);
         assert_eq!(g.parts.get(at).map(|p| p.len), Some(1));
     }
@@ -392,9 +425,11 @@ mod tests {
                 .map(|i| rec(ids[(i * 7 % 40) as usize], (i % 13) as i64, file, i))
                 .collect();
             all.extend(recs.iter().copied());
-            p.add(&recs, &Interner::default());
+            p.add(file as usize, &recs, &Interner::default());
         }
-        let g = p.finish(|mut r| {
+        // The remap learns each record's chunk (here: its file).
+        let g = p.finish(|chunk, mut r| {
+            assert_eq!(chunk as u32, r.file());
             r.service = 9;
             r
         });
@@ -408,6 +443,16 @@ mod tests {
             assert!(buf.iter().all(|r| r.service == 9));
             let k = keys(&buf);
             assert!(k.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+            // Request ranges cover the partition, one request each.
+            let mut next = 0;
+            for range in g.requests(part) {
+                assert_eq!(range.start, next);
+                let req = buf[range.start].req;
+                assert!(buf[range.clone()].iter().all(|r| r.req == req));
+                assert!(buf.get(range.end).is_none_or(|r| r.req != req));
+                next = range.end;
+            }
+            assert_eq!(next, buf.len());
             let mut reqs: Vec<IdKey> = buf.iter().map(|r| r.req).collect();
             reqs.dedup();
             for r in reqs {
