@@ -299,11 +299,13 @@ impl Grouped {
     /// Records already sorted by (request, ts, file, offset), as one
     /// partition (tests and tools that build records by hand).
     pub fn from_sorted(records: Vec<Record>) -> Grouped {
-        let mut part = Blocks::default();
-        part.request_starts = crate::assemble::request_ranges(&records)
-            .into_iter()
-            .map(|r| r.start as u32)
-            .collect();
+        let mut part = Blocks {
+            request_starts: crate::assemble::request_ranges(&records)
+                .into_iter()
+                .map(|r| r.start as u32)
+                .collect(),
+            ..Blocks::default()
+        };
         part.extend(records.into_iter());
         Grouped { parts: vec![part] }
     }
