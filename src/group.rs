@@ -296,20 +296,6 @@ pub struct Grouped {
 }
 
 impl Grouped {
-    /// Records already sorted by (request, ts, file, offset), as one
-    /// partition (tests and tools that build records by hand).
-    pub fn from_sorted(records: Vec<Record>) -> Grouped {
-        let mut part = Blocks {
-            request_starts: crate::assemble::request_ranges(&records)
-                .into_iter()
-                .map(|r| r.start as u32)
-                .collect(),
-            ..Blocks::default()
-        };
-        part.extend(records.into_iter());
-        Grouped { parts: vec![part] }
-    }
-
     /// The record ranges of partition `part`'s requests, in order.
     pub fn requests(&self, part: usize) -> impl Iterator<Item = Range<usize>> + '_ {
         let (starts, len) = self
@@ -327,9 +313,10 @@ impl Grouped {
         self.parts.len()
     }
 
-    /// Copies partition `part` into `out`, contiguous, for a pass over all
-    /// its requests.
-    pub fn copy_partition(&self, part: usize, out: &mut Vec<Record>) {
+    /// Copies partition `part` into `out`, contiguous (tests read whole
+    /// partitions this way).
+    #[cfg(test)]
+    fn copy_partition(&self, part: usize, out: &mut Vec<Record>) {
         match self.parts.get(part) {
             Some(p) => p.copy_range(0..p.len, out),
             None => out.clear(),

@@ -266,24 +266,5 @@ pub fn split_at_gaps(records: &[Record], max_gap: Option<i64>) -> Vec<std::ops::
     out
 }
 
-/// Group boundaries of records sorted by request ID.
-pub fn request_ranges(records: &[Record]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=records.len() {
-        let boundary = match (records.get(start), records.get(i)) {
-            (Some(a), Some(b)) => a.req != b.req,
-            _ => true,
-        };
-        if boundary {
-            if start < i {
-                out.push(start..i);
-            }
-            start = i;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests;
