@@ -398,6 +398,9 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
                 reader: readers.get(*i).unwrap_or(&default_reader),
             };
             let data = src.get(range.clone()).unwrap_or_default();
+            if let Some(s) = source {
+                s.prefetch(range.clone());
+            }
             let mut parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
             // Handed to their partitions while hot in this core's cache; the
             // chunk's buffer is freed here, by the worker that made it.

@@ -34,6 +34,17 @@ pub(crate) fn map(file: &File) -> io::Result<Option<Mmap>> {
     Ok(Some(map))
 }
 
+/// Asks the kernel to populate the page tables for `range` now
+/// (`MADV_POPULATE_READ`, Linux 5.14+). Errors — an older kernel, a range
+/// past the end — are ignored: the pages then fault in as they are read.
+pub(crate) fn prefetch(map: &Mmap, range: std::ops::Range<usize>) {
+    let len = range.end.saturating_sub(range.start);
+    if len == 0 || range.end > map.len() {
+        return;
+    }
+    let _ = map.advise_range(memmap2::Advice::PopulateRead, range.start, len);
+}
+
 /// Tells the kernel that the pages of `range` are no longer needed, so they
 /// stop counting in the process's resident memory once parsed (STYLE habit
 /// 5). Errors are ignored: releasing is only an optimisation.
