@@ -355,18 +355,7 @@ mod tests {
     use super::*;
 
     fn rec(req: IdKey, ts: i64, file: u32, offset: u64) -> Record {
-        Record {
-            req,
-            ts,
-            loc: Record::pack_loc(file, offset),
-            duration_ns: Record::NO_DURATION,
-            service: 0,
-            peer_id: Record::NO_PEER,
-            spans: Record::NO_SPANS,
-            kind: None,
-            anchored_start: false,
-            failed: false,
-        }
+        Record::bare(req, ts, Record::pack_loc(file, offset))
     }
 
     fn keys(records: &[Record]) -> Vec<(IdKey, i64, u64)> {

@@ -280,6 +280,26 @@ impl Record {
     }
 }
 
+#[cfg(test)]
+impl Record {
+    /// A record with only a request, a time and a place: no kind, peer,
+    /// duration, span or failure (tests build on it).
+    pub(crate) fn bare(req: IdKey, ts: i64, loc: u64) -> Record {
+        Record {
+            req,
+            ts,
+            loc,
+            duration_ns: Record::NO_DURATION,
+            service: 0,
+            peer_id: Record::NO_PEER,
+            spans: Record::NO_SPANS,
+            kind: None,
+            anchored_start: false,
+            failed: false,
+        }
+    }
+}
+
 /// Gives strings small, stable-within-a-run integer ids.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
@@ -368,18 +388,7 @@ mod tests {
     fn records_are_small_and_locs_pack() {
         assert_eq!(std::mem::size_of::<Record>(), 64);
         let loc = Record::pack_loc(7, 123_456_789_012);
-        let r = Record {
-            req: IdKey::default(),
-            ts: 0,
-            loc,
-            duration_ns: Record::NO_DURATION,
-            service: 0,
-            peer_id: Record::NO_PEER,
-            spans: Record::NO_SPANS,
-            kind: None,
-            anchored_start: false,
-            failed: false,
-        };
+        let r = Record::bare(IdKey::default(), 0, loc);
         assert_eq!((r.file(), r.offset()), (7, 123_456_789_012));
         assert_eq!(r.duration(), None);
         assert_eq!(r.peer(), None);

@@ -1396,13 +1396,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &(k, file, dur))| Record {
-                    req: IdKey::default(),
-                    ts: i as i64 * 10,
-                    loc: Record::pack_loc(file, i as u64),
                     duration_ns: match k { 0 | 1 => dur.unwrap_or(Record::NO_DURATION), _ => Record::NO_DURATION },
-                    service: 0,
                     peer_id: if (2..=3).contains(&k) { 0 } else { Record::NO_PEER },
-                    spans: Record::NO_SPANS,
                     kind: match k {
                         0 => Some(Kind::ServerRecv),
                         1 => Some(Kind::ServerSend),
@@ -1410,8 +1405,7 @@ mod tests {
                         3 => Some(Kind::ClientRecv),
                         _ => None,
                     },
-                    anchored_start: false,
-                    failed: false,
+                    ..Record::bare(IdKey::default(), i as i64 * 10, Record::pack_loc(file, i as u64))
                 })
                 .collect();
             let idxs: Vec<usize> = (0..recs.len()).collect();
