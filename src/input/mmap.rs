@@ -91,6 +91,11 @@ mod tests {
         release(&map, 5000..300_000);
         release(&map, 0..usize::MAX); // out of range: ignored
         assert_eq!(&map[..], &body[..]);
+        // Prefetching changes no byte either, in range or not.
+        prefetch(&map, 4096..200_000);
+        prefetch(&map, 0..usize::MAX);
+        prefetch(&map, 10..10);
+        assert_eq!(&map[..], &body[..]);
     }
 
     #[test]
