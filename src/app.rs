@@ -348,6 +348,11 @@ pub fn normalize_peer(peer: &str) -> String {
     p
 }
 
+thread_local! {
+    /// Each worker's buffer for the records of the chunk it is parsing.
+    static RECORD_BUFFER: std::cell::Cell<Vec<Record>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Parses every file in parallel and interns services and peers.
 pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let rules = line_rules(cfg);
@@ -401,11 +406,13 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
             if let Some(s) = source {
                 s.prefetch(range.clone());
             }
-            let mut parsed = parse::parse_chunk(data, range.start as u64, &ctx, &rules);
+            let buffer = RECORD_BUFFER.with(|b| b.take());
+            let mut parsed =
+                parse::parse_chunk_into(data, range.start as u64, &ctx, &rules, buffer);
             // Handed to their partitions while hot in this core's cache; the
-            // chunk's buffer is freed here, by the worker that made it.
+            // buffer stays with this worker for its next chunk.
             partitioner.add(chunk, &parsed.records, &parsed.ids);
-            parsed.records = Vec::new();
+            RECORD_BUFFER.with(|b| b.replace(std::mem::take(&mut parsed.records)));
             // Records own their values: the parsed pages can go.
             if let Some(s) = source {
                 s.release(range.clone());

@@ -309,8 +309,23 @@ pub fn parse_chunk(
     ctx: &FileContext<'_>,
     rules: &LineRules,
 ) -> ChunkRecords {
+    parse_chunk_into(data, base, ctx, rules, Vec::new())
+}
+
+/// [`parse_chunk`] into `records` (cleared first): a worker that hands its
+/// records on and parses chunk after chunk reuses one buffer, instead of
+/// faulting in fresh pages for every chunk.
+pub fn parse_chunk_into(
+    data: &[u8],
+    base: u64,
+    ctx: &FileContext<'_>,
+    rules: &LineRules,
+    mut records: Vec<Record>,
+) -> ChunkRecords {
+    records.clear();
+    records.reserve(data.len() / 200 + 1);
     let mut out = ChunkRecords {
-        records: Vec::with_capacity(data.len() / 200 + 1),
+        records,
         ..ChunkRecords::default()
     };
     let path_service = out.services.intern(ctx.path_service);
