@@ -1070,6 +1070,13 @@ pub fn run_check(
 mod tests {
     use super::*;
 
+    /// What a request costs beyond its records (README "Memory"): a 40-byte
+    /// piece, plus its start (a `u32`) in its partition's boundary list.
+    #[test]
+    fn a_request_costs_44_bytes_besides_its_records() {
+        assert_eq!(std::mem::size_of::<Piece>(), 40);
+    }
+
     #[test]
     fn peers_normalise() {
         assert_eq!(
