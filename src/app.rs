@@ -499,7 +499,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
         if let Some(p) = r.peer() {
             r.peer_id = peer.get(p as usize).copied().unwrap_or(Record::NO_PEER);
         }
-        r.req = r.req.remap(|x| id.get(x as usize).copied().unwrap_or(x));
+        r.set_req(r.req().remap(|x| id.get(x as usize).copied().unwrap_or(x)));
         if r.spans != Record::NO_SPANS {
             r.spans = r.spans.saturating_add(*span_base);
         }
@@ -633,7 +633,7 @@ impl Prepared {
             .records
             .slice(p.part, p.range.clone())
             .first()
-            .map_or(String::new(), |r| self.loaded.universe.id_text(r.req))
+            .map_or(String::new(), |r| self.loaded.universe.id_text(r.req()))
     }
 
     /// Folds every selected request into the report statistics, partition
@@ -655,7 +655,7 @@ impl Prepared {
                     let slice = records.slice(part, p.range.clone());
                     let u = &self.loaded.universe;
                     let a = assemble::assemble_unnamed(&slice, u, Some(&self.offsets), &self.opts);
-                    let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req));
+                    let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
                     st.add(&a, &LazyId::new(&text), include_incomplete);
                 }
                 st

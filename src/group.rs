@@ -30,7 +30,7 @@ use crate::model::{IdKey, Interner, Record};
 /// 1 MB per GB of input) and that any number of threads balances well.
 pub const PARTITIONS: usize = 256;
 
-/// Records per block (64,000 bytes): a partition wastes at most one block,
+/// Records per block (56,000 bytes): a partition wastes at most one block,
 /// and the size stays inside the allocator's medium class (64 KiB blocks
 /// measured 80 MB more resident memory per GB of input).
 const BLOCK: usize = 1000;
@@ -145,7 +145,7 @@ impl Partitioner {
             None => partition_of_value(k.tag, k.hi, k.lo),
         };
         // A counting sort of record indexes by partition, in line order.
-        let parts: Vec<u8> = records.iter().map(|r| part(r.req) as u8).collect();
+        let parts: Vec<u8> = records.iter().map(|r| part(r.req()) as u8).collect();
         let mut bounds = [0usize; PARTITIONS + 1];
         for &p in &parts {
             if let Some(b) = bounds.get_mut(usize::from(p) + 1) {
@@ -239,7 +239,7 @@ impl SortScratch {
     /// request (a few hundred to a few thousand requests per partition),
     /// the requests are sorted by key, the records placed request by
     /// request, and each request's handful of records sorted by (ts, loc).
-    /// Linear in the records, where one comparison sort over 64-byte
+    /// Linear in the records, where one comparison sort over 56-byte
     /// records cost several times more.
     fn sort(&mut self) {
         self.requests.clear();
@@ -247,9 +247,9 @@ impl SortScratch {
         self.of.clear();
         for r in &self.records {
             let next = self.requests.len() as u32;
-            let k = *self.index.entry(r.req).or_insert(next);
+            let k = *self.index.entry(r.req()).or_insert(next);
             if k == next {
-                self.requests.push((r.req, 0));
+                self.requests.push((r.req(), 0));
             }
             if let Some(q) = self.requests.get_mut(k as usize) {
                 q.1 += 1;
@@ -359,7 +359,7 @@ mod tests {
     }
 
     fn keys(records: &[Record]) -> Vec<(IdKey, i64, u64)> {
-        records.iter().map(|r| (r.req, r.ts, r.loc)).collect()
+        records.iter().map(|r| (r.req(), r.ts, r.loc)).collect()
     }
 
     /// Interned text IDs land in the partition of their text, whatever their
@@ -425,13 +425,13 @@ mod tests {
             let mut next = 0;
             for range in g.requests(part) {
                 assert_eq!(range.start, next);
-                let req = buf[range.start].req;
-                assert!(buf[range.clone()].iter().all(|r| r.req == req));
-                assert!(buf.get(range.end).is_none_or(|r| r.req != req));
+                let req = buf[range.start].req();
+                assert!(buf[range.clone()].iter().all(|r| r.req() == req));
+                assert!(buf.get(range.end).is_none_or(|r| r.req() != req));
                 next = range.end;
             }
             assert_eq!(next, buf.len());
-            let mut reqs: Vec<IdKey> = buf.iter().map(|r| r.req).collect();
+            let mut reqs: Vec<IdKey> = buf.iter().map(|r| r.req()).collect();
             reqs.dedup();
             for r in reqs {
                 assert!(seen.insert(r), "request {r:?} in two partitions");

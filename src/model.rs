@@ -218,13 +218,15 @@ pub struct SpanPair {
 /// `Record::loc` bits for the byte offset; the file index takes the rest.
 const OFFSET_BITS: u32 = 40;
 
-/// One usable log line in 64 bytes: no text, no borrow of the input, so the
+/// One usable log line in 56 bytes: no text, no borrow of the input, so the
 /// input's pages can be released once a chunk is parsed. The line itself is
 /// found again from `(file, offset)` when something must be shown.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Record {
-    /// The request ID.
-    pub req: IdKey,
+    /// The request ID's value ([`IdKey::hi`]); see [`Record::req`].
+    req_hi: u64,
+    /// The request ID's value ([`IdKey::lo`]).
+    req_lo: u64,
     /// Nanoseconds since the Unix epoch, UTC, as logged (before skew).
     pub ts: i64,
     /// File index (high 24 bits) and byte offset of the line (low 40 bits).
@@ -244,9 +246,61 @@ pub struct Record {
     pub anchored_start: bool,
     /// Some failure field says this line failed.
     pub failed: bool,
+    /// The request ID's [`IdKey::tag`], kept apart from its value so the
+    /// record packs into 56 bytes instead of 64 (an `IdKey` alone pads to
+    /// 24).
+    req_tag: u8,
 }
 
 impl Record {
+    /// A record of request `req`; the other fields are the caller's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        req: IdKey,
+        ts: i64,
+        loc: u64,
+        duration_ns: i64,
+        service: SymId,
+        peer_id: SymId,
+        spans: u32,
+        kind: Option<Kind>,
+        anchored_start: bool,
+        failed: bool,
+    ) -> Record {
+        Record {
+            req_hi: req.hi,
+            req_lo: req.lo,
+            ts,
+            loc,
+            duration_ns,
+            service,
+            peer_id,
+            spans,
+            kind,
+            anchored_start,
+            failed,
+            req_tag: req.tag,
+        }
+    }
+
+    /// The request ID.
+    #[inline]
+    pub fn req(&self) -> IdKey {
+        IdKey {
+            tag: self.req_tag,
+            hi: self.req_hi,
+            lo: self.req_lo,
+        }
+    }
+
+    /// Replaces the request ID (chunk-local text ids become global ones).
+    #[inline]
+    pub fn set_req(&mut self, req: IdKey) {
+        self.req_tag = req.tag;
+        self.req_hi = req.hi;
+        self.req_lo = req.lo;
+    }
+
     /// `duration_ns` when the line has no duration.
     pub const NO_DURATION: i64 = i64::MIN;
     /// `peer_id` when the line has no peer.
@@ -285,18 +339,18 @@ impl Record {
     /// A record with only a request, a time and a place: no kind, peer,
     /// duration, span or failure (tests build on it).
     pub(crate) fn bare(req: IdKey, ts: i64, loc: u64) -> Record {
-        Record {
+        Record::new(
             req,
             ts,
             loc,
-            duration_ns: Record::NO_DURATION,
-            service: 0,
-            peer_id: Record::NO_PEER,
-            spans: Record::NO_SPANS,
-            kind: None,
-            anchored_start: false,
-            failed: false,
-        }
+            Record::NO_DURATION,
+            0,
+            Record::NO_PEER,
+            Record::NO_SPANS,
+            None,
+            false,
+            false,
+        )
     }
 }
 
@@ -386,7 +440,7 @@ mod tests {
 
     #[test]
     fn records_are_small_and_locs_pack() {
-        assert_eq!(std::mem::size_of::<Record>(), 64);
+        assert_eq!(std::mem::size_of::<Record>(), 56);
         let loc = Record::pack_loc(7, 123_456_789_012);
         let r = Record::bare(IdKey::default(), 0, loc);
         assert_eq!((r.file(), r.offset()), (7, 123_456_789_012));

@@ -331,7 +331,7 @@ fn parse_all(data: &[u8], rules: &LineRules) -> Vec<(String, ChunkRecords)> {
             if r.spans != hopscope::model::Record::NO_SPANS {
                 assert!((r.spans as usize) < got.spans.len(), "{name}");
             }
-            if let Some(i) = r.req.text_index() {
+            if let Some(i) = r.req().text_index() {
                 assert!((i as usize) < got.ids.len(), "{name}");
             }
         }

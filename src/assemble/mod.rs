@@ -224,7 +224,7 @@ pub fn assemble(
 ) -> Assembled {
     // The first pass never shows the ID; formatting it costs per request.
     let id = match records.first() {
-        Some(r) if !opts.skew_pass => universe.id_text(r.req),
+        Some(r) if !opts.skew_pass => universe.id_text(r.req()),
         _ => String::new(),
     };
 

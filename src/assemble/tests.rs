@@ -74,7 +74,7 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
             if let Some(p) = rec.peer() {
                 rec.peer_id = peers.intern(c.peers.name(p));
             }
-            rec.req = id_map(rec.req, &mut ids);
+            rec.set_req(id_map(rec.req(), &mut ids));
             if rec.spans != Record::NO_SPANS {
                 rec.spans += base;
             }

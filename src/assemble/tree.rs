@@ -1395,17 +1395,18 @@ mod tests {
             let recs: Vec<Record> = kinds
                 .iter()
                 .enumerate()
-                .map(|(i, &(k, file, dur))| Record {
-                    duration_ns: match k { 0 | 1 => dur.unwrap_or(Record::NO_DURATION), _ => Record::NO_DURATION },
-                    peer_id: if (2..=3).contains(&k) { 0 } else { Record::NO_PEER },
-                    kind: match k {
+                .map(|(i, &(k, file, dur))| {
+                    let mut r = Record::bare(IdKey::default(), i as i64 * 10, Record::pack_loc(file, i as u64));
+                    r.duration_ns = match k { 0 | 1 => dur.unwrap_or(Record::NO_DURATION), _ => Record::NO_DURATION };
+                    r.peer_id = if (2..=3).contains(&k) { 0 } else { Record::NO_PEER };
+                    r.kind = match k {
                         0 => Some(Kind::ServerRecv),
                         1 => Some(Kind::ServerSend),
                         2 => Some(Kind::ClientSend),
                         3 => Some(Kind::ClientRecv),
                         _ => None,
-                    },
-                    ..Record::bare(IdKey::default(), i as i64 * 10, Record::pack_loc(file, i as u64))
+                    };
+                    r
                 })
                 .collect();
             let idxs: Vec<usize> = (0..recs.len()).collect();

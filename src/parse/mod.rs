@@ -672,18 +672,18 @@ fn build_record(
     } else {
         Record::NO_SPANS
     };
-    Ok(Record {
+    Ok(Record::new(
         req,
         ts,
-        loc: 0,
+        0,
         duration_ns,
         service,
         peer_id,
         spans,
         kind,
         anchored_start,
-        failed: is_failure(fields, rules.fail_status),
-    })
+        is_failure(fields, rules.fail_status),
+    ))
 }
 
 fn parse_duration_value(
@@ -876,7 +876,7 @@ mod tests {
         assert_eq!(stats.skipped[SkipReason::BadTimestamp as usize], 1);
         assert_eq!(stats.skipped[SkipReason::NoTimestamp as usize], 1);
         let r = &recs[0];
-        assert_eq!(r.req, IdKey::interned(0));
+        assert_eq!(r.req(), IdKey::interned(0));
         assert_eq!(r.ts, 1_714_557_600_050_000_000);
         assert_eq!(services.name(r.service), "orders");
         assert_eq!(r.duration(), Some(40_000_000));
@@ -1124,7 +1124,7 @@ mod tests {
         assert_eq!(services.name(recs[1].service), "pathsvc");
         assert!(!recs[1].failed && recs[1].peer().is_none() && recs[1].kind.is_none());
         assert_eq!(recs[1].spans, Record::NO_SPANS);
-        assert_eq!(recs[2].req, IdKey::compact("c").unwrap());
+        assert_eq!(recs[2].req(), IdKey::compact("c").unwrap());
         assert_ne!(recs[2].spans, Record::NO_SPANS);
     }
 }
