@@ -787,21 +787,24 @@ fn is_quiet_level(t: &str) -> bool {
     )
 }
 
+/// Level names that mean a failure (SPEC §1), compared ignoring case.
+const FAILING_LEVELS: [&str; 10] = [
+    "error",
+    "err",
+    "fatal",
+    "critical",
+    "crit",
+    "panic",
+    "alert",
+    "emerg",
+    "severe",
+    "emergency",
+];
+
 /// The level rule of [`is_failure`] for a trimmed level.
 fn level_fails(t: &str) -> bool {
-    const BAD: [&str; 10] = [
-        "error",
-        "err",
-        "fatal",
-        "critical",
-        "crit",
-        "panic",
-        "alert",
-        "emerg",
-        "severe",
-        "emergency",
-    ];
-    BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) || t.parse::<f64>().is_ok_and(|n| n >= 50.0)
+    FAILING_LEVELS.iter().any(|b| t.eq_ignore_ascii_case(b))
+        || t.parse::<f64>().is_ok_and(|n| n >= 50.0)
 }
 
 /// The status rule of [`is_failure`] for a trimmed status.
@@ -948,19 +951,7 @@ mod tests {
     fn is_failure_reference(fields: &Fields<'_>, fail_status: u32) -> bool {
         if let Some(level) = fields.get(Role::Level) {
             let t = level.text.trim();
-            const BAD: [&str; 10] = [
-                "error",
-                "err",
-                "fatal",
-                "critical",
-                "crit",
-                "panic",
-                "alert",
-                "emerg",
-                "severe",
-                "emergency",
-            ];
-            if BAD.iter().any(|b| t.eq_ignore_ascii_case(b)) {
+            if FAILING_LEVELS.iter().any(|b| t.eq_ignore_ascii_case(b)) {
                 return true;
             }
             if let Ok(n) = t.parse::<f64>()

@@ -346,6 +346,46 @@ const POW10: [u32; 10] = [
     1_000_000_000,
 ];
 
+/// The fraction of a second whose digits start at `start` (after `.` or
+/// `,`): nanoseconds (digits past the ninth truncated) and the index after
+/// the last digit; `None` without a digit. Up to eight digits are read at
+/// once, from the eight bytes at `start` or, near the end of `b`, from its
+/// last eight shifted.
+fn fraction(b: &[u8], start: usize) -> Option<(u32, usize)> {
+    let word = match word_at(b, start) {
+        Some(w) => Some(w),
+        None => {
+            let k = b.len().saturating_sub(8);
+            word_at(b, k)
+                .zip(u32::try_from(start.saturating_sub(k)).ok())
+                .map(|(w, shift)| w.checked_shr(8 * shift).unwrap_or(0))
+        }
+    };
+    let (mut i, mut nanos) = match word {
+        Some(w) => {
+            let (n, v) = leading_digits(w);
+            (start + n, v)
+        }
+        // Fewer than eight bytes in all: digit by digit.
+        None => (start, 0),
+    };
+    // A ninth digit counts; more are truncated.
+    while let Some(d) = digit(b, i) {
+        if i - start < 9 {
+            nanos = nanos * 10 + d;
+        }
+        i += 1;
+    }
+    let n = i - start;
+    if n == 0 {
+        return None;
+    }
+    Some((
+        nanos * POW10.get(9usize.saturating_sub(n)).copied().unwrap_or(1),
+        i,
+    ))
+}
+
 /// The number of ASCII digits at the start of `w` (its low bytes first; 0
 /// to 8) and their value, eight at a time (no loop, no branch).
 #[inline(always)]
@@ -429,36 +469,7 @@ fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
     let mut i = 19;
     let mut nanos = 0;
     if matches!(b.get(i), Some(b'.' | b',')) {
-        i += 1;
-        let start = i;
-        // Up to eight digits at once, from the eight bytes at `i` (or the
-        // line's last eight, shifted: `b` has at least 20 bytes here).
-        let word = match word_at(b, i) {
-            Some(w) => w,
-            None => {
-                let k = b.len().saturating_sub(8);
-                word_at(b, k)?
-                    .checked_shr(8 * u32::try_from(i - k).ok()?)
-                    .unwrap_or(0)
-            }
-        };
-        let (n, v) = leading_digits(word);
-        nanos = v;
-        i += n;
-        if n == 8 {
-            // A ninth digit counts; more are truncated.
-            while let Some(v) = digit(b, i) {
-                if i - start < 9 {
-                    nanos = nanos * 10 + v;
-                }
-                i += 1;
-            }
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        nanos *= POW10.get(9usize.saturating_sub(n)).copied().unwrap_or(1);
+        (nanos, i) = fraction(b, i + 1)?;
     }
     let civil = Civil {
         year,
@@ -522,21 +533,7 @@ fn scan_datetime_opt(b: &[u8]) -> Option<Scan> {
     }
     let mut nanos = 0;
     if matches!(b.get(i), Some(b'.' | b',')) {
-        i += 1;
-        let start = i;
-        while let Some(d) = digit(b, i) {
-            if i - start < 9 {
-                nanos = nanos * 10 + d;
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        for _ in n..9 {
-            nanos *= 10;
-        }
+        (nanos, i) = fraction(b, i + 1)?;
     }
     if hour > 23 || min > 59 || sec > 60 {
         return None;
