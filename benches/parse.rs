@@ -95,21 +95,15 @@ fn rules() -> LineRules {
     LineRules::default()
 }
 
-fn bench_json(c: &mut Criterion, corpus: &Corpus) {
-    let schema = Schema::default();
-    let mut g = c.benchmark_group("parse_json");
-    let sets = [
-        ("rich", sample(&corpus.rich)),
-        ("pino", sample(plain(corpus, "orders/orders.log"))),
-        ("ecs", sample(plain(corpus, "payments/payments.log"))),
-        ("fraud", sample(plain(corpus, "fraud/fraud.log"))),
-    ];
-    for (name, lines) in &sets {
+/// One group timing `parse` over each named set of sampled lines.
+fn bench_lines(c: &mut Criterion, group: &str, sets: &[(&str, Vec<&[u8]>)], parse: impl Fn(&[u8])) {
+    let mut g = c.benchmark_group(group);
+    for (name, lines) in sets {
         g.throughput(Throughput::Bytes(total_len(lines)));
         g.bench_function(*name, |b| {
             b.iter(|| {
                 for line in lines {
-                    let _ = black_box(json::parse_json(black_box(line), &schema));
+                    parse(black_box(line));
                 }
             });
         });
@@ -117,25 +111,29 @@ fn bench_json(c: &mut Criterion, corpus: &Corpus) {
     g.finish();
 }
 
+fn bench_json(c: &mut Criterion, corpus: &Corpus) {
+    let schema = Schema::default();
+    let sets = [
+        ("rich", sample(&corpus.rich)),
+        ("pino", sample(plain(corpus, "orders/orders.log"))),
+        ("ecs", sample(plain(corpus, "payments/payments.log"))),
+        ("fraud", sample(plain(corpus, "fraud/fraud.log"))),
+    ];
+    bench_lines(c, "parse_json", &sets, |line| {
+        let _ = black_box(json::parse_json(line, &schema));
+    });
+}
+
 fn bench_logfmt(c: &mut Criterion, corpus: &Corpus) {
     let schema = Schema::default();
-    let mut g = c.benchmark_group("parse_logfmt");
     let sets = [
         ("gateway", sample(plain(corpus, "gateway/gateway.log"))),
         ("access", sample(plain(corpus, "inventory/access.log"))),
         ("python", sample(plain(corpus, "mailer/mailer.log"))),
     ];
-    for (name, lines) in &sets {
-        g.throughput(Throughput::Bytes(total_len(lines)));
-        g.bench_function(*name, |b| {
-            b.iter(|| {
-                for line in lines {
-                    let _ = black_box(logfmt::parse_logfmt(black_box(line), &schema));
-                }
-            });
-        });
-    }
-    g.finish();
+    bench_lines(c, "parse_logfmt", &sets, |line| {
+        let _ = black_box(logfmt::parse_logfmt(line, &schema));
+    });
 }
 
 /// 64 variations of one form (the seconds vary), so the branch predictor

@@ -313,13 +313,7 @@ fn duplicate_keys_first_occurrence_wins() {
     assert_input(&r, 2, 2, &[]);
     assert_eq!(r["input"]["last_ts"], "2024-05-01T10:00:03.003000000Z");
     assert_eq!(trace_ids(&[s(&p)]), ["first", "r3"]);
-    let names: Vec<&str> = r["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["service"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["a", "svc"]);
+    assert_eq!(service_names(&r), ["a", "svc"]);
 }
 
 /// Numbers where strings belong: a numeric request ID is its literal text
@@ -529,13 +523,7 @@ fn broken_container_envelopes() {
     // the long line are 1 line (too_long), the stray line a parse_error,
     // the open piece at the end a line that fails JSON.
     assert_input(&r, 13 + 5, 12 + 2, &[("parse_error", 3), ("too_long", 1)]);
-    let services: Vec<&str> = r["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["service"].as_str().unwrap())
-        .collect();
-    assert_eq!(services, ["orders", "pay"]);
+    assert_eq!(service_names(&r), ["orders", "pay"]);
 }
 
 /// SPEC §1: not UTF-8 in a needed field is `invalid_utf8`. Inside a CRI
@@ -782,13 +770,11 @@ fn truncated_while_read_with_no_mmap() {
     let i = &r["input"];
     let lines = i["lines"].as_u64().unwrap();
     assert!(lines <= 1_000_000, "{i}");
-    let skipped: u64 = i["skipped"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|n| n.as_u64().unwrap())
-        .sum();
-    assert_eq!(lines, skipped + i["blank"].as_u64().unwrap(), "{i}");
+    assert_eq!(
+        lines,
+        skipped_total(i) + i["blank"].as_u64().unwrap(),
+        "{i}"
+    );
 }
 
 /// The default policy maps files quiet for 30 s; truncating such a file
@@ -849,15 +835,9 @@ fn file_growing_while_read() {
         let i = &r["input"];
         let records = i["records"].as_u64().unwrap();
         assert!(records >= initial as u64, "{mode}: {i}");
-        let skipped: u64 = i["skipped"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|n| n.as_u64().unwrap())
-            .sum();
         assert_eq!(
             i["lines"].as_u64().unwrap(),
-            records + i["blank"].as_u64().unwrap() + skipped,
+            records + i["blank"].as_u64().unwrap() + skipped_total(i),
             "{mode}: {i}"
         );
     }

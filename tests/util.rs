@@ -62,6 +62,26 @@ pub fn hop<'a>(report: &'a Value, from: &str, to: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no hop {from}>{to} in {}", report["hops"]))
 }
 
+/// The report's service names, in its order.
+pub fn service_names(report: &Value) -> Vec<&str> {
+    report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect()
+}
+
+/// Skipped lines of a report's `input` block, all reasons together.
+pub fn skipped_total(input: &Value) -> u64 {
+    input["skipped"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum()
+}
+
 /// The service row named `name`.
 pub fn service<'a>(report: &'a Value, name: &str) -> &'a Value {
     find(&report["services"], "service", name)
