@@ -16,7 +16,8 @@ pub const CLIENT: SymId = SymId::MAX;
 /// A request's ID whose text is made on first use: most requests never
 /// win a "slowest" or "earliest" slot, so most never need it.
 pub struct LazyId<'a> {
-    text: std::cell::OnceCell<String>,
+    known: Option<&'a str>,
+    made: std::cell::OnceCell<String>,
     make: &'a dyn Fn() -> String,
 }
 
@@ -24,24 +25,27 @@ impl<'a> LazyId<'a> {
     /// An ID whose text `make` produces.
     pub fn new(make: &'a dyn Fn() -> String) -> LazyId<'a> {
         LazyId {
-            text: std::cell::OnceCell::new(),
+            known: None,
+            made: std::cell::OnceCell::new(),
             make,
         }
     }
 
     /// An ID whose text is already known.
-    pub fn known(text: &str) -> LazyId<'a> {
-        let cell = std::cell::OnceCell::new();
-        let _ = cell.set(text.to_string());
+    pub fn known(text: &'a str) -> LazyId<'a> {
         LazyId {
-            text: cell,
+            known: Some(text),
+            made: std::cell::OnceCell::new(),
             make: &String::new,
         }
     }
 
     /// The text, made now if needed.
     pub fn text(&self) -> &str {
-        self.text.get_or_init(|| (self.make)())
+        match self.known {
+            Some(t) => t,
+            None => self.made.get_or_init(|| (self.make)()),
+        }
     }
 }
 
