@@ -368,15 +368,7 @@ pub fn parse_chunk_into(
             container::Joined::TooLong { offset } => {
                 out.stats.skip(ctx.file, offset, SkipReason::TooLong);
             }
-            container::Joined::Line(c) => {
-                let line = Line {
-                    bytes: &c.inner,
-                    envelope_time: c.time.as_deref(),
-                    offset: c.offset,
-                };
-                let mut scratch = Collector::new(&rules.schema);
-                parse_line(line, ctx, rules, path_service, &mut out, &mut scratch);
-            }
+            container::Joined::Line(c) => parse_joined(&c, ctx, rules, path_service, &mut out),
         }
     }
     if let Some(joiner) = joiner {
@@ -389,18 +381,30 @@ pub fn parse_chunk_into(
                 }
                 container::Joined::Line(c) => {
                     out.stats.lines += 1;
-                    let line = Line {
-                        bytes: &c.inner,
-                        envelope_time: c.time.as_deref(),
-                        offset: c.offset,
-                    };
-                    let mut scratch = Collector::new(&rules.schema);
-                    parse_line(line, ctx, rules, path_service, &mut out, &mut scratch);
+                    parse_joined(&c, ctx, rules, path_service, &mut out);
                 }
             }
         }
     }
     out
+}
+
+/// Parses the inner line of a container envelope. Its bytes are the
+/// joiner's, not the chunk's, so it gets a collector of its own.
+fn parse_joined(
+    c: &container::Complete<'_>,
+    ctx: &FileContext<'_>,
+    rules: &LineRules,
+    path_service: u32,
+    out: &mut ChunkRecords,
+) {
+    let line = Line {
+        bytes: &c.inner,
+        envelope_time: c.time.as_deref(),
+        offset: c.offset,
+    };
+    let mut scratch = Collector::new(&rules.schema);
+    parse_line(line, ctx, rules, path_service, out, &mut scratch);
 }
 
 /// One (inner) line to parse: its bytes, the envelope's time (which stands
