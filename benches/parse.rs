@@ -81,10 +81,6 @@ fn sample(data: &[u8]) -> Vec<&[u8]> {
     lines.into_iter().step_by(step).take(SAMPLE).collect()
 }
 
-fn total_len(lines: &[&[u8]]) -> u64 {
-    lines.iter().map(|l| l.len() as u64).sum()
-}
-
 fn plain<'c>(c: &'c Corpus, name: &str) -> &'c [u8] {
     c.plain
         .get(name)
@@ -95,15 +91,22 @@ fn rules() -> LineRules {
     LineRules::default()
 }
 
-/// One group timing `parse` over each named set of sampled lines.
-fn bench_lines(c: &mut Criterion, group: &str, sets: &[(&str, Vec<&[u8]>)], parse: impl Fn(&[u8])) {
+/// One group timing `parse` over each named set of inputs (lines or
+/// values), in bytes of input per second.
+fn bench_lines<T: AsRef<[u8]>>(
+    c: &mut Criterion,
+    group: &str,
+    sets: &[(&str, Vec<T>)],
+    parse: impl Fn(&T),
+) {
     let mut g = c.benchmark_group(group);
-    for (name, lines) in sets {
-        g.throughput(Throughput::Bytes(total_len(lines)));
+    for (name, inputs) in sets {
+        let bytes = inputs.iter().map(|v| v.as_ref().len() as u64).sum();
+        g.throughput(Throughput::Bytes(bytes));
         g.bench_function(*name, |b| {
             b.iter(|| {
-                for line in lines {
-                    parse(black_box(line));
+                for v in inputs {
+                    parse(black_box(v));
                 }
             });
         });
@@ -143,7 +146,6 @@ fn variants(make: impl Fn(usize) -> String) -> Vec<String> {
 }
 
 fn bench_timestamp(c: &mut Criterion) {
-    let mut g = c.benchmark_group("parse_timestamp");
     let tz = TzSpec::Utc;
     let sets: [(&str, Vec<String>); 8] = [
         (
@@ -176,22 +178,12 @@ fn bench_timestamp(c: &mut Criterion) {
             variants(|i| format!("{}", 1_714_557_600_000_000_000u64 + i as u64 * 7919)),
         ),
     ];
-    for (name, values) in &sets {
-        let bytes = values.iter().map(|v| v.len() as u64).sum();
-        g.throughput(Throughput::Bytes(bytes));
-        g.bench_function(*name, |b| {
-            b.iter(|| {
-                for v in values {
-                    let _ = black_box(parse_timestamp(black_box(v), &tz, None));
-                }
-            });
-        });
-    }
-    g.finish();
+    bench_lines(c, "parse_timestamp", &sets, |v| {
+        let _ = black_box(parse_timestamp(v, &tz, None));
+    });
 }
 
 fn bench_duration(c: &mut Criterion) {
-    let mut g = c.benchmark_group("parse_duration");
     let sets: [(&str, Vec<String>); 5] = [
         ("integer", variants(|i| format!("{}", 3 + i * 17))),
         (
@@ -202,18 +194,9 @@ fn bench_duration(c: &mut Criterion) {
         ("micro_sign", variants(|i| format!("{}µs", 100 + i))),
         ("go_compound", variants(|i| format!("1m{}.5s", i % 60))),
     ];
-    for (name, values) in &sets {
-        let bytes = values.iter().map(|v| v.len() as u64).sum();
-        g.throughput(Throughput::Bytes(bytes));
-        g.bench_function(*name, |b| {
-            b.iter(|| {
-                for v in values {
-                    let _ = black_box(parse_duration(black_box(v), DurationUnit::Ms));
-                }
-            });
-        });
-    }
-    g.finish();
+    bench_lines(c, "parse_duration", &sets, |v| {
+        let _ = black_box(parse_duration(v, DurationUnit::Ms));
+    });
 }
 
 /// The first `CHUNK` bytes of `data`, cut after a newline.
