@@ -130,50 +130,207 @@ fn is_plain(b: &[u8]) -> bool {
     !special
 }
 
-/// [`scan_string`] in a line that [`is_plain`] (with `PLAIN`): the string
-/// ends at the next `"`.
-#[inline(always)]
-fn scan_str<const PLAIN: bool>(b: &[u8], i: usize) -> Result<KeySpan, LineError> {
-    if !PLAIN {
-        return scan_string(b, i);
-    }
-    let start = i + 1;
-    let mut j = start;
-    while let Some(w) = word_at(b, j) {
-        let m = eq_mask(w, b'"');
-        if m != 0 {
-            return Ok(KeySpan {
-                start,
-                end: j + (m.trailing_zeros() / 8) as usize,
-                escaped: false,
-            });
-        }
-        j += 8;
-    }
-    while let Some(&ch) = b.get(j) {
-        if ch == b'"' {
-            return Ok(KeySpan {
-                start,
-                end: j,
-                escaped: false,
-            });
-        }
-        j += 1;
-    }
-    Err(LineError::Parse)
+/// How [`scan_object`] reads the strings and whitespace of a line: by the
+/// general grammar ([`AnyLine`]), or by shortcuts that hold only in a line
+/// known to be plain ([`PlainLine`], [`IndexedLine`]).
+trait LineShape {
+    /// The string whose opening quote is at `i` (see [`scan_string`]).
+    fn string(&self, b: &[u8], i: usize) -> Result<KeySpan, LineError>;
+    /// The first index at or after `i` that is not whitespace.
+    fn skip_ws(&self, b: &[u8], i: usize) -> usize;
 }
 
-/// [`skip_ws`]; in a line that [`is_plain`] (with `PLAIN`), spaces are the
-/// only whitespace.
-#[inline(always)]
-fn skip_ws_in<const PLAIN: bool>(b: &[u8], mut i: usize) -> usize {
-    if !PLAIN {
-        return skip_ws(b, i);
+/// Any line: escapes, control characters and all JSON whitespace.
+struct AnyLine;
+
+impl LineShape for AnyLine {
+    #[inline(always)]
+    fn string(&self, b: &[u8], i: usize) -> Result<KeySpan, LineError> {
+        scan_string(b, i)
     }
+
+    #[inline(always)]
+    fn skip_ws(&self, b: &[u8], i: usize) -> usize {
+        skip_ws(b, i)
+    }
+}
+
+/// A line that [`is_plain`]: a string ends at the next `"`, found eight
+/// bytes at a time, and spaces are the only whitespace.
+struct PlainLine;
+
+impl LineShape for PlainLine {
+    #[inline(always)]
+    fn string(&self, b: &[u8], i: usize) -> Result<KeySpan, LineError> {
+        let start = i + 1;
+        let mut j = start;
+        while let Some(w) = word_at(b, j) {
+            let m = eq_mask(w, b'"');
+            if m != 0 {
+                return Ok(KeySpan {
+                    start,
+                    end: j + (m.trailing_zeros() / 8) as usize,
+                    escaped: false,
+                });
+            }
+            j += 8;
+        }
+        while let Some(&ch) = b.get(j) {
+            if ch == b'"' {
+                return Ok(KeySpan {
+                    start,
+                    end: j,
+                    escaped: false,
+                });
+            }
+            j += 1;
+        }
+        Err(LineError::Parse)
+    }
+
+    #[inline(always)]
+    fn skip_ws(&self, b: &[u8], i: usize) -> usize {
+        skip_spaces(b, i)
+    }
+}
+
+/// Spaces from `i` on (the only whitespace a plain line can hold).
+#[inline(always)]
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     while b.get(i) == Some(&b' ') {
         i += 1;
     }
     i
+}
+
+/// Longest line whose quotes [`IndexedLine`] indexes, in 64-byte words.
+const INDEX_WORDS: usize = 16;
+
+/// A plain line of at most `INDEX_WORDS * 64` bytes with the position of
+/// every `"` in a bit set, found 16 bytes at a time with SIMD: the end of a
+/// string is then one bit search instead of a scan of its bytes.
+struct IndexedLine {
+    /// Bit `i % 64` of word `i / 64` is set when `b[i] == b'"'`.
+    quotes: [u64; INDEX_WORDS],
+}
+
+impl IndexedLine {
+    /// Indexes `b`, or `None` when it is too long or not plain (it holds a
+    /// backslash or a control character).
+    #[inline]
+    fn new(b: &[u8]) -> Option<IndexedLine> {
+        if b.len() > INDEX_WORDS * 64 {
+            return None;
+        }
+        let mut quotes = [0u64; INDEX_WORDS];
+        let mut special = 0u64;
+        let mut words = b.chunks_exact(64);
+        for (word, bytes) in quotes.iter_mut().zip(&mut words) {
+            let (q, s) = word_masks(bytes.try_into().ok()?);
+            *word = q;
+            special |= s;
+        }
+        // The last partial word: 16-byte blocks, the final one padded with
+        // spaces (neither quotes nor special).
+        let rest = words.remainder();
+        let at = b.len() - rest.len();
+        let mut blocks = rest.chunks_exact(16);
+        let mut q = 0u64;
+        let mut shift = 0;
+        for block in &mut blocks {
+            let (bq, bs) = block_masks(block.try_into().ok()?);
+            q |= u64::from(bq) << shift;
+            special |= u64::from(bs);
+            shift += 16;
+        }
+        let tail = blocks.remainder();
+        if !tail.is_empty() {
+            let mut last = [b' '; 16];
+            last.get_mut(..tail.len())?.copy_from_slice(tail);
+            let (bq, bs) = block_masks(&last);
+            q |= u64::from(bq) << shift;
+            special |= u64::from(bs);
+        }
+        if let Some(word) = quotes.get_mut(at / 64) {
+            *word = q;
+        }
+        (special == 0).then_some(IndexedLine { quotes })
+    }
+}
+
+/// [`block_masks`] of 64 bytes, as one word each.
+#[inline(always)]
+fn word_masks(bytes: &[u8; 64]) -> (u64, u64) {
+    let (mut quote, mut special) = (0u64, 0u64);
+    for (k, block) in bytes.chunks_exact(16).enumerate() {
+        if let Ok(block) = block.try_into() {
+            let (q, s) = block_masks(block);
+            quote |= u64::from(q) << (16 * k);
+            special |= u64::from(s);
+        }
+    }
+    (quote, special)
+}
+
+impl LineShape for IndexedLine {
+    #[inline(always)]
+    fn string(&self, _b: &[u8], i: usize) -> Result<KeySpan, LineError> {
+        let start = i + 1;
+        let mut w = start / 64;
+        let mut m = self.quotes.get(w).copied().unwrap_or(0) & (u64::MAX << (start % 64));
+        while m == 0 {
+            w += 1;
+            m = *self.quotes.get(w).ok_or(LineError::Parse)?;
+        }
+        Ok(KeySpan {
+            start,
+            end: w * 64 + m.trailing_zeros() as usize,
+            escaped: false,
+        })
+    }
+
+    #[inline(always)]
+    fn skip_ws(&self, b: &[u8], i: usize) -> usize {
+        skip_spaces(b, i)
+    }
+}
+
+/// For 16 bytes: a bit per `"`, and a bit per byte that makes a line not
+/// plain (`\` or below 0x20). SSE2 on x86-64 (through `safe_arch`, so the
+/// crate keeps its single `unsafe` block in `input::mmap`).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn block_masks(block: &[u8; 16]) -> (u16, u16) {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let splat = |c: u8| set_splat_i8_m128i(i8::from_ne_bytes([c]));
+    let v = load_unaligned_m128i(block);
+    let quote = cmp_eq_mask_i8_m128i(v, splat(b'"'));
+    let backslash = cmp_eq_mask_i8_m128i(v, splat(b'\\'));
+    // min(v, 0x1F) == v exactly when v <= 0x1F (unsigned).
+    let control = cmp_eq_mask_i8_m128i(min_u8_m128i(v, splat(0x1F)), v);
+    // The mask has 16 bits, so the conversion never fails.
+    let mask = |m| u16::try_from(move_mask_i8_m128i(m) & 0xFFFF).unwrap_or(0);
+    (mask(quote), mask(bitor_m128i(backslash, control)))
+}
+
+/// [`block_masks`] byte by byte (other targets, and the tests' reference).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn block_masks_portable(block: &[u8; 16]) -> (u16, u16) {
+    let (mut quote, mut special) = (0u16, 0u16);
+    for (k, &ch) in block.iter().enumerate() {
+        quote |= u16::from(ch == b'"') << k;
+        special |= u16::from(ch < 0x20 || ch == b'\\') << k;
+    }
+    (quote, special)
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn block_masks(block: &[u8; 16]) -> (u16, u16) {
+    block_masks_portable(block)
 }
 
 /// Scans the string whose opening quote is at `i`; returns the span of its
@@ -333,28 +490,33 @@ fn string_value<'a>(line: &LineText<'a>, span: KeySpan) -> Offered<'a> {
 /// collector. Lines without backslashes and control characters (almost all)
 /// take a simpler string scan.
 fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError> {
-    if is_plain(b) {
-        scan_object::<true>(b, c)
+    if b.len() <= INDEX_WORDS * 64 {
+        match IndexedLine::new(b) {
+            Some(indexed) => scan_object(b, c, &indexed),
+            None => scan_object(b, c, &AnyLine),
+        }
+    } else if is_plain(b) {
+        scan_object(b, c, &PlainLine)
     } else {
-        scan_object::<false>(b, c)
+        scan_object(b, c, &AnyLine)
     }
 }
 
-/// [`scan`] of a line that [`is_plain`] (with `PLAIN`), or of any line. The
-/// top level (flat objects are the common case) is a plain loop; nested
-/// values go to [`scan_nested`].
+/// [`scan`] of a line of the given shape. The top level (flat objects are
+/// the common case) is a plain loop; nested values go to [`scan_nested`].
 #[inline(always)]
-fn scan_object<'s, 'a, const PLAIN: bool>(
+fn scan_object<'s, 'a>(
     b: &'a [u8],
     c: &mut Collector<'s, 'a>,
+    shape: &impl LineShape,
 ) -> Result<(), LineError> {
     let schema = c.schema();
     let line = LineText::new(b);
-    let mut i = skip_ws_in::<PLAIN>(b, 0);
+    let mut i = shape.skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return Err(LineError::Parse);
     }
-    i = skip_ws_in::<PLAIN>(b, i + 1);
+    i = shape.skip_ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return end_of_line(b, i + 1);
     }
@@ -362,12 +524,12 @@ fn scan_object<'s, 'a, const PLAIN: bool>(
         if b.get(i) != Some(&b'"') {
             return Err(LineError::Parse);
         }
-        let key = scan_str::<PLAIN>(b, i)?;
-        i = skip_ws_in::<PLAIN>(b, key.end + 1);
+        let key = shape.string(b, i)?;
+        i = shape.skip_ws(b, key.end + 1);
         if b.get(i) != Some(&b':') {
             return Err(LineError::Parse);
         }
-        i = skip_ws_in::<PLAIN>(b, i + 1);
+        i = shape.skip_ws(b, i + 1);
         let hit = match if key.escaped {
             key_bytes(b, key).and_then(|k| schema.lookup(0, &k))
         } else {
@@ -381,7 +543,7 @@ fn scan_object<'s, 'a, const PLAIN: bool>(
         };
         match ch {
             b'"' => {
-                let span = scan_str::<PLAIN>(b, i)?;
+                let span = shape.string(b, i)?;
                 i = span.end + 1;
                 if let Some(hit) = hit {
                     match line.str_at(span.start, span.end) {
@@ -424,9 +586,9 @@ fn scan_object<'s, 'a, const PLAIN: bool>(
             }
             _ => return Err(LineError::Parse),
         }
-        i = skip_ws_in::<PLAIN>(b, i);
+        i = shape.skip_ws(b, i);
         match b.get(i) {
-            Some(b',') => i = skip_ws_in::<PLAIN>(b, i + 1),
+            Some(b',') => i = shape.skip_ws(b, i + 1),
             Some(b'}') => return end_of_line(b, i + 1),
             _ => return Err(LineError::Parse),
         }
@@ -1243,8 +1405,31 @@ mod tests {
             }
         }
 
-        /// The plain-line scan gives what the general one gives, and a
-        /// reused collector what a fresh one gives.
+        /// The SIMD block masks are the byte-by-byte ones, and the index
+        /// marks exactly the quotes of a plain line of any length.
+        #[test]
+        fn quote_index_is_exact(bytes in prop::collection::vec(
+            prop::sample::select(vec![b'"', b'\\', b' ', b'a', 0x1F, 0x20, 0x7F, 0x80, 0xFF, 0x00]),
+            0..1100,
+        )) {
+            for block in bytes.chunks_exact(16) {
+                let block: &[u8; 16] = block.try_into().unwrap();
+                prop_assert_eq!(block_masks(block), block_masks_portable(block));
+            }
+            match IndexedLine::new(&bytes) {
+                Some(index) => {
+                    prop_assert!(is_plain(&bytes) && bytes.len() <= INDEX_WORDS * 64);
+                    for i in 0..INDEX_WORDS * 64 {
+                        let bit = index.quotes[i / 64] >> (i % 64) & 1 == 1;
+                        prop_assert_eq!(bit, bytes.get(i) == Some(&b'"'), "at {}", i);
+                    }
+                }
+                None => prop_assert!(!is_plain(&bytes) || bytes.len() > INDEX_WORDS * 64),
+            }
+        }
+
+        /// The plain-line scans (word at a time and indexed) give what the
+        /// general one gives, and a reused collector what a fresh one gives.
         #[test]
         fn plain_scan_and_reuse_agree(
             first in prop::collection::vec((arb_key(), arb_value()), 0..8),
@@ -1264,11 +1449,17 @@ mod tests {
             let b_cut = &b.as_bytes()[..cut.min(b.len())];
             for text in [a.as_bytes(), b.as_bytes(), b_cut] {
                 let mut general = Collector::new(&s);
-                let g = scan_object::<false>(text, &mut general).map(|()| general.try_finish());
+                let g = scan_object(text, &mut general, &AnyLine).map(|()| general.try_finish());
                 if is_plain(text) {
                     let mut plain = Collector::new(&s);
-                    let p = scan_object::<true>(text, &mut plain).map(|()| plain.try_finish());
+                    let p = scan_object(text, &mut plain, &PlainLine).map(|()| plain.try_finish());
                     prop_assert_eq!(&p, &g, "{:?}", String::from_utf8_lossy(text));
+                    let indexed = IndexedLine::new(text).unwrap();
+                    let mut plain = Collector::new(&s);
+                    let p = scan_object(text, &mut plain, &indexed).map(|()| plain.try_finish());
+                    prop_assert_eq!(&p, &g, "{:?}", String::from_utf8_lossy(text));
+                } else {
+                    prop_assert!(IndexedLine::new(text).is_none());
                 }
                 let fresh = parse_json(text, &s);
                 prop_assert_eq!(g.and_then(|r| r), fresh.clone());
