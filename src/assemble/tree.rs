@@ -583,10 +583,13 @@ fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
 /// than a fifth of the stage. Nothing in here outlives one request's build.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// (service, record index) of every record, sorted.
-    by_service: Vec<(SymId, usize)>,
-    /// The record indices of one service.
-    idxs: Vec<usize>,
+    /// Record indices grouped by service (see [`group_by_service`]).
+    by_service: Vec<usize>,
+    /// The request's services, ascending, with where each one's group ends
+    /// in `by_service`.
+    services: Vec<(SymId, usize)>,
+    /// Per service id: a counter while grouping, 0 between requests.
+    slot: Vec<usize>,
     /// The visits: logged ones by service, then virtual ones.
     visits: Vec<Visit>,
     /// The record indices of every visit (each holds a range).
@@ -634,6 +637,71 @@ pub fn build_into(
     });
 }
 
+/// Groups the record indices of a request by service into
+/// `s.by_service`: services ascending, each group in record order, and
+/// `s.services` says where each group ends. Service ids index the
+/// universe's table of `n_services`, so a counter per id groups in linear
+/// time (a sort of (service, index) pairs was a tenth of assembly); records
+/// with ids outside the table (made by hand) are grouped by that sort.
+fn group_by_service(recs: &[Record], n_services: usize, s: &mut Scratch) {
+    let (by_service, services, slot) = (&mut s.by_service, &mut s.services, &mut s.slot);
+    by_service.clear();
+    services.clear();
+    if recs.iter().any(|r| r.service as usize >= n_services) {
+        let mut pairs: Vec<(SymId, usize)> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.service, i))
+            .collect();
+        pairs.sort_unstable();
+        by_service.extend(pairs.iter().map(|&(_, i)| i));
+        for w in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let end = services.last().map_or(0, |&(_, e)| e) + w.len();
+            if let Some(&(svc, _)) = w.first() {
+                services.push((svc, end));
+            }
+        }
+        return;
+    }
+    if slot.len() < n_services {
+        slot.resize(n_services, 0);
+    }
+    // Count each service's records, noting the services met.
+    for r in recs {
+        if let Some(c) = slot.get_mut(r.service as usize) {
+            if *c == 0 {
+                services.push((r.service, 0));
+            }
+            *c += 1;
+        }
+    }
+    services.sort_unstable();
+    // Each counter becomes where its group starts.
+    let mut at = 0;
+    for (svc, end) in services.iter_mut() {
+        if let Some(c) = slot.get_mut(*svc as usize) {
+            let count = *c;
+            *c = at;
+            at += count;
+            *end = at;
+        }
+    }
+    by_service.resize(recs.len(), 0);
+    for (i, r) in recs.iter().enumerate() {
+        if let Some(c) = slot.get_mut(r.service as usize) {
+            if let Some(x) = by_service.get_mut(*c) {
+                *x = i;
+            }
+            *c += 1;
+        }
+    }
+    for &(svc, _) in services.iter() {
+        if let Some(c) = slot.get_mut(svc as usize) {
+            *c = 0;
+        }
+    }
+}
+
 /// Empties `out` for a new request named `id`.
 fn reset(out: &mut Assembled, id: &str) {
     out.id.clear();
@@ -664,27 +732,22 @@ fn build_with(
     let offsets = offsets.unwrap_or(&empty);
     // Visits, service by service (record indices grouped by service, each
     // group in time order).
-    s.by_service.clear();
-    s.by_service
-        .extend(recs.iter().enumerate().map(|(i, r)| (r.service, i)));
-    s.by_service.sort_unstable();
+    group_by_service(recs, u.services.len(), s);
     s.visits.clear();
     s.visit_recs.clear();
-    for group in s.by_service.chunk_by(|a, b| a.0 == b.0) {
-        let Some(&(svc, _)) = group.first() else {
-            continue;
-        };
-        s.idxs.clear();
-        s.idxs.extend(group.iter().map(|&(_, i)| i));
-        let with_spans = s.idxs.iter().any(|&i| {
+    let mut group_start = 0;
+    for &(svc, end) in &s.services {
+        let idxs = s.by_service.get(group_start..end).unwrap_or_default();
+        group_start = end;
+        let with_spans = idxs.iter().any(|&i| {
             recs.get(i)
                 .is_some_and(|r| r.spans != Record::NO_SPANS && u.spans_of(r).span.is_some())
         });
         let first_new = s.visits.len();
         if with_spans {
-            span_visits(svc, &s.idxs, recs, u, &mut s.visits, &mut s.visit_recs);
+            span_visits(svc, idxs, recs, u, &mut s.visits, &mut s.visit_recs);
         } else {
-            plain_visits(svc, &s.idxs, recs, &mut s.visits, &mut s.visit_recs);
+            plain_visits(svc, idxs, recs, &mut s.visits, &mut s.visit_recs);
         }
         for v in s.visits.iter_mut().skip(first_new) {
             finish_visit(v, &mut s.visit_recs, recs, u);
@@ -1669,6 +1732,28 @@ mod tests {
     }
 
     proptest! {
+        /// Grouping by service with counters gives what the sort of
+        /// (service, index) pairs gives.
+        #[test]
+        fn counting_groups_match_sorted_groups(services in proptest::collection::vec(0u32..6, 0..40)) {
+            let recs: Vec<Record> = services
+                .iter()
+                .enumerate()
+                .map(|(i, &svc)| {
+                    let mut r = Record::bare(IdKey::default(), i as i64, Record::pack_loc(0, i as u64));
+                    r.service = svc;
+                    r
+                })
+                .collect();
+            let mut counted = Scratch::default();
+            group_by_service(&recs, 6, &mut counted);
+            let mut sorted = Scratch::default();
+            group_by_service(&recs, 0, &mut sorted);
+            prop_assert_eq!(&counted.by_service, &sorted.by_service);
+            prop_assert_eq!(&counted.services, &sorted.services);
+            prop_assert!(counted.slot.iter().all(|&c| c == 0));
+        }
+
         /// The one-visit shortcut of `plain_visits` builds exactly what the
         /// general pairing builds, for any mix of records over two files.
         #[test]
