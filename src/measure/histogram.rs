@@ -371,31 +371,19 @@ impl Histogram {
 }
 
 impl Buckets {
-    /// The buckets of `values`, built in one pass over them sorted (adding
-    /// them one by one inserted into the middle of the store each time).
+    /// The buckets of `values`, counted per bucket index without sorting
+    /// the values (adding them one by one inserted into the middle of the
+    /// store each time; sorting them first cost as much as the rest of the
+    /// measure stage on small inputs).
     fn from_values(values: &[i64]) -> Buckets {
-        let mut sorted = values.to_vec();
-        sorted.sort_unstable();
-        let mut b = Buckets::default();
-        // Ascending values: negative magnitudes descend, positive ascend.
-        let push = |store: &mut Vec<u64>, ns: i64| {
-            let index = bucket_index(ns.unsigned_abs());
-            match store.last_mut() {
-                Some(e) if *e >> INDEX_SHIFT == index => *e = add_count(*e, 1),
-                _ => store.push(index << INDEX_SHIFT | 1),
-            }
-        };
-        for &ns in &sorted {
-            match ns.signum() {
-                0 => b.zero = b.zero.saturating_add(1),
-                -1 => push(&mut b.neg, ns),
-                _ => push(&mut b.pos, ns),
-            }
+        let zero = values.iter().filter(|&&ns| ns == 0).count();
+        let neg = values.iter().filter(|&&ns| ns < 0);
+        let pos = values.iter().filter(|&&ns| ns > 0);
+        Buckets {
+            neg: count_buckets(neg.map(|ns| bucket_index(ns.unsigned_abs()))),
+            zero: u64::try_from(zero).unwrap_or(u64::MAX),
+            pos: count_buckets(pos.map(|ns| bucket_index(ns.unsigned_abs()))),
         }
-        b.neg.reverse();
-        b.neg.shrink_to_fit();
-        b.pos.shrink_to_fit();
-        b
     }
 
     /// Adds `n` occurrences of `ns`.
@@ -433,6 +421,33 @@ impl Buckets {
         merge_entries(&mut self.neg, &other.neg);
         merge_entries(&mut self.pos, &other.pos);
     }
+}
+
+/// The packed entries, sorted by index and without spare capacity, of the
+/// bucket indices `indices` yields: counted in a dense table over the span
+/// from the lowest index to the highest (at most 7297 slots; a few hundred
+/// for latencies), then the non-empty slots taken in order.
+fn count_buckets(indices: impl Iterator<Item = u64> + Clone) -> Vec<u64> {
+    let span = indices.clone().fold(None, |acc: Option<(u64, u64)>, i| {
+        Some(acc.map_or((i, i), |(lo, hi)| (lo.min(i), hi.max(i))))
+    });
+    let Some((lo, hi)) = span else {
+        return Vec::new();
+    };
+    let width = usize::try_from(hi - lo).map_or(0, |w| w + 1);
+    let mut counts = vec![0u64; width];
+    for i in indices {
+        if let Some(c) = usize::try_from(i - lo).ok().and_then(|k| counts.get_mut(k)) {
+            *c += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(counts.iter().filter(|&&c| c > 0).count());
+    for (index, &c) in (lo..).zip(&counts) {
+        if c > 0 {
+            out.push(index << INDEX_SHIFT | c.min(COUNT_MASK));
+        }
+    }
+    out
 }
 
 /// Where bucket `index` is (`Ok`) or would go (`Err`) in a sorted store.
