@@ -174,16 +174,25 @@ impl Histogram {
     /// Adds one value in nanoseconds (any `i64`, negative under clock skew).
     ///
     /// Converts to buckets when the count passes [`EXACT_MAX_COUNT`].
+    ///
+    /// Inlined: the measure stage records a dozen values per visit, and the
+    /// call itself cost a quarter of a record.
+    #[inline]
     pub fn record(&mut self, ns: i64) {
         self.count = self.count.saturating_add(1);
         self.sum = self.sum.saturating_add(i128::from(ns));
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
-        if self.count > EXACT_MAX_COUNT {
-            self.with_buckets(|b| b.add(ns, 1));
-        } else if let Store::Exact(values) = &mut self.store {
-            values.push(ns);
+        match &mut self.store {
+            Store::Exact(values) if self.count <= EXACT_MAX_COUNT => values.push(ns),
+            _ => self.record_bucketed(ns),
         }
+    }
+
+    /// The bucket side of [`Histogram::record`], kept out of line.
+    #[inline(never)]
+    fn record_bucketed(&mut self, ns: i64) {
+        self.with_buckets(|b| b.add(ns, 1));
     }
 
     /// Adds every value of `other` to `self` (plain addition: the result is
