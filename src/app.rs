@@ -647,19 +647,25 @@ impl Prepared {
             // Few accumulators: each one's histograms are merged at the
             // end, and a merge costs like thousands of records.
             .with_min_len(16)
-            .fold(Stats::default, |mut st, (part, pieces)| {
-                for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
-                    if !p.selected {
-                        continue;
+            // Each accumulator keeps one `Assembled` to assemble into.
+            .fold(
+                || (Stats::default(), Assembled::default()),
+                |(mut st, mut a), (part, pieces)| {
+                    for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
+                        if !p.selected {
+                            continue;
+                        }
+                        let slice = records.slice(part, p.range.clone());
+                        let u = &self.loaded.universe;
+                        let offsets = Some(&self.offsets);
+                        assemble::assemble_unnamed_into(&slice, u, offsets, &self.opts, &mut a);
+                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
+                        st.add(&a, &LazyId::new(&text), include_incomplete);
                     }
-                    let slice = records.slice(part, p.range.clone());
-                    let u = &self.loaded.universe;
-                    let a = assemble::assemble_unnamed(&slice, u, Some(&self.offsets), &self.opts);
-                    let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
-                    st.add(&a, &LazyId::new(&text), include_incomplete);
-                }
-                st
-            })
+                    (st, a)
+                },
+            )
+            .map(|(st, _)| st)
             .reduce(Stats::default, |mut a, b| {
                 a.merge(b);
                 a
@@ -695,6 +701,7 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
             let mut pieces = Vec::new();
             let mut samples = SkewSamples::default();
             let mut split = 0u64;
+            let mut a = Assembled::default();
             for range in records.requests(part) {
                 let request = records.slice(part, range.clone());
                 let parts = assemble::split_at_gaps(&request, cfg.max_gap);
@@ -702,7 +709,8 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
                 for p in parts {
                     let slice = request.get(p.clone()).unwrap_or_default();
                     let range = range.start + p.start..range.start + p.end;
-                    let a = assemble::assemble(slice, u, None, &first_pass);
+                    // The first pass leaves the ID unnamed anyway.
+                    assemble::assemble_unnamed_into(slice, u, None, &first_pass, &mut a);
                     let selected =
                         since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
                     if selected && a.incomplete.is_none() {

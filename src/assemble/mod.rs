@@ -189,8 +189,9 @@ pub struct UnclaimedCall {
     pub critical: i64,
 }
 
-/// One request, assembled.
-#[derive(Clone, Debug, PartialEq)]
+/// One request, assembled. The default is an empty request, to assemble
+/// into ([`assemble_unnamed_into`]).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Assembled {
     /// The request ID.
     pub id: String,
@@ -227,8 +228,9 @@ pub fn assemble(
         Some(r) if !opts.skew_pass => universe.id_text(r.req()),
         _ => String::new(),
     };
-
-    tree::build(&id, records, universe, offsets, opts)
+    let mut out = Assembled::default();
+    tree::build_into(&id, records, universe, offsets, opts, &mut out);
+    out
 }
 
 /// [`assemble`] without the ID's text: `id` stays empty. The statistics
@@ -241,7 +243,22 @@ pub fn assemble_unnamed(
     offsets: Option<&Offsets>,
     opts: &AssembleOptions,
 ) -> Assembled {
-    tree::build("", records, universe, offsets, opts)
+    let mut out = Assembled::default();
+    assemble_unnamed_into(records, universe, offsets, opts, &mut out);
+    out
+}
+
+/// [`assemble_unnamed`] into `out`, reusing its vectors and strings: a loop
+/// over many requests keeps one [`Assembled`] instead of allocating a new
+/// one per request.
+pub fn assemble_unnamed_into(
+    records: &[Record],
+    universe: &Universe,
+    offsets: Option<&Offsets>,
+    opts: &AssembleOptions,
+    out: &mut Assembled,
+) {
+    tree::build_into("", records, universe, offsets, opts, out);
 }
 
 /// Splits the records of one request ID at silences longer than `max_gap`;

@@ -3,7 +3,9 @@
 //! the pair's exact cs/cr hops of complete requests; pairs at or above the
 //! threshold are applied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::SymId;
 
@@ -22,10 +24,12 @@ pub struct SkewPair {
     pub applied: bool,
 }
 
-/// The offsets that are applied, by (caller, callee).
+/// The offsets that are applied, by (caller, callee). Looked up for every
+/// call of every request, so hashed with Fx (the keys are our own ids, and
+/// nothing iterates the map).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Offsets {
-    applied: HashMap<(SymId, SymId), i64>,
+    applied: FxHashMap<(SymId, SymId), i64>,
 }
 
 impl Offsets {

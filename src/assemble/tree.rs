@@ -2,7 +2,9 @@
 //! IDs), calls paired inside caller visits, parent links in the SPEC's
 //! order, offsets, and the figures of every visit and hop.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -68,7 +70,10 @@ fn call_role(r: &Record, u: &Universe) -> Option<CallEvent> {
 struct Visit {
     service: SymId,
     virtual_: bool,
-    recs: Vec<usize>,
+    /// Its record indices, ascending once finished: a range of
+    /// [`Scratch::visit_recs`] (one pool for every visit of the request, so
+    /// a visit costs no allocation of its own).
+    recs: Range<usize>,
     spans: Vec<IdKey>,
     parent_span: Option<IdKey>,
     sr: Option<usize>,
@@ -82,7 +87,9 @@ struct Visit {
     first: (u32, u64),
     parent: Option<usize>,
     link: Link,
-    calls: Vec<usize>,
+    /// Its outgoing calls: a range of the request's calls, which
+    /// [`visit_calls`] appends visit by visit.
+    calls: Range<usize>,
 }
 
 impl Visit {
@@ -90,7 +97,7 @@ impl Visit {
         Visit {
             service,
             virtual_: false,
-            recs: Vec::new(),
+            recs: 0..0,
             spans: Vec::new(),
             parent_span: None,
             sr: None,
@@ -104,12 +111,17 @@ impl Visit {
             first: (u32::MAX, u64::MAX),
             parent: None,
             link: Link::Root,
-            calls: Vec::new(),
+            calls: 0..0,
         }
     }
 
     fn exact(&self) -> bool {
         self.start_exact && self.end_exact
+    }
+
+    /// Its record indices, from the request's pool.
+    fn recs<'p>(&self, pool: &'p [usize]) -> &'p [usize] {
+        pool.get(self.recs.clone()).unwrap_or_default()
     }
 
     /// The interval used to decide which records a visit contains, before
@@ -128,6 +140,17 @@ impl Visit {
             _ => i64::MAX,
         };
         (lo, hi)
+    }
+}
+
+/// Appends visits whose records were gathered apart (the rarer paths) to
+/// `out`, moving their records into the pool.
+fn push_drafts(drafts: Vec<(Visit, Vec<usize>)>, out: &mut Vec<Visit>, pool: &mut Vec<usize>) {
+    for (mut v, members) in drafts {
+        let at = pool.len();
+        pool.extend_from_slice(&members);
+        v.recs = at..pool.len();
+        out.push(v);
     }
 }
 
@@ -193,8 +216,15 @@ fn pair_up(
 }
 
 /// Visits of one service without span IDs: sr/ss pairing per file, then
-/// across files; other records join the innermost containing visit.
-fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
+/// across files; other records join the innermost containing visit. The
+/// visits go to `out`, their records to `pool`.
+fn plain_visits(
+    service: SymId,
+    idxs: &[usize],
+    recs: &[Record],
+    out: &mut Vec<Visit>,
+    pool: &mut Vec<usize>,
+) {
     let roles = || {
         idxs.iter()
             .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
@@ -214,24 +244,33 @@ fn plain_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
         let mut v = Visit::new(service);
         v.sr = sr;
         v.ss = ss;
-        v.recs = idxs.to_vec();
-        return vec![v];
+        let at = pool.len();
+        pool.extend_from_slice(idxs);
+        v.recs = at..pool.len();
+        out.push(v);
+        return;
     }
-    paired_visits(service, idxs, recs)
+    paired_visits(service, idxs, recs, out, pool);
 }
 
 /// [`plain_visits`] in general: any number of server events, paired per
 /// file, then across files.
-fn paired_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> {
+fn paired_visits(
+    service: SymId,
+    idxs: &[usize],
+    recs: &[Record],
+    out: &mut Vec<Visit>,
+    pool: &mut Vec<usize>,
+) {
     // `idxs` ascend, so `servers` does too.
     let servers: Vec<(usize, Server)> = idxs
         .iter()
         .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
         .collect();
     if servers.is_empty() {
-        let mut v = Visit::new(service);
-        v.recs = idxs.to_vec();
-        return vec![v];
+        let v = Visit::new(service);
+        push_drafts(vec![(v, idxs.to_vec())], out, pool);
+        return;
     }
     let file_of = |i: usize| recs.get(i).map_or(u32::MAX, Record::file);
     let mut pairs: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(servers.len() / 2 + 1);
@@ -267,34 +306,47 @@ fn paired_visits(service: SymId, idxs: &[usize], recs: &[Record]) -> Vec<Visit> 
         }
     }
     pairs.sort_unstable_by_key(|(a, b)| a.or(*b));
-    let mut visits: Vec<Visit> = pairs
+    let mut visits: Vec<(Visit, Vec<usize>)> = pairs
         .into_iter()
         .map(|(sr, ss)| {
             let mut v = Visit::new(service);
             v.sr = sr;
             v.ss = ss;
-            v.recs.reserve(4);
-            v.recs.extend(sr);
-            v.recs.extend(ss);
-            v
+            let mut members = Vec::with_capacity(4);
+            members.extend(sr);
+            members.extend(ss);
+            (v, members)
         })
         .collect();
-    let intervals: Vec<(i64, i64)> = visits.iter().map(|v| v.anchor_interval(recs)).collect();
+    let intervals: Vec<(i64, i64)> = visits
+        .iter()
+        .map(|(v, _)| v.anchor_interval(recs))
+        .collect();
     for &i in idxs {
         // Records that anchor a visit (sr/ss) are not assigned again.
         if servers.binary_search_by_key(&i, |&(s, _)| s).is_ok() {
             continue;
         }
         let Some(r) = recs.get(i) else { continue };
-        if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
-            v.recs.push(i);
+        if let Some((_, members)) =
+            containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k))
+        {
+            members.push(i);
         }
     }
-    visits
+    push_drafts(visits, out, pool);
 }
 
-/// Visits of one service with span IDs (SPEC §2 Visits).
-fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) -> Vec<Visit> {
+/// Visits of one service with span IDs (SPEC §2 Visits), appended to `out`
+/// with their records in `pool`.
+fn span_visits(
+    service: SymId,
+    idxs: &[usize],
+    recs: &[Record],
+    u: &Universe,
+    out: &mut Vec<Visit>,
+    pool: &mut Vec<usize>,
+) {
     let mut groups: BTreeMap<IdKey, Vec<usize>> = BTreeMap::new();
     let mut spanless = Vec::new();
     for &i in idxs {
@@ -334,18 +386,19 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) ->
         let o = owner.get(&name).copied().unwrap_or(name);
         by_owner.entry(o).or_default().push(name);
     }
-    let mut visits = Vec::new();
+    let mut visits: Vec<(Visit, Vec<usize>)> = Vec::new();
     for (own, members) in by_owner {
         let mut v = Visit::new(service);
+        let mut mine = Vec::new();
         for m in &members {
             if let Some(g) = groups.get(m) {
-                v.recs.extend_from_slice(g);
+                mine.extend_from_slice(g);
             }
             v.spans.push(*m);
         }
-        v.recs.sort_unstable();
+        mine.sort_unstable();
         v.parent_span = groups.get(&own).and_then(|g| parent_of(g));
-        for &i in &v.recs {
+        for &i in &mine {
             match recs.get(i).and_then(server_role) {
                 Some(Server::Recv(_)) if v.sr.is_none() => v.sr = Some(i),
                 Some(Server::Send(_)) => v.ss = Some(i),
@@ -356,15 +409,15 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) ->
         if let Some(pos) = v.spans.iter().position(|s| *s == own) {
             v.spans.swap(0, pos);
         }
-        visits.push(v);
+        visits.push((v, mine));
     }
-    visits.sort_by_key(|v| v.recs.first().copied());
+    visits.sort_by_key(|(_, mine)| mine.first().copied());
     let intervals: Vec<(i64, i64)> = visits
         .iter()
-        .map(|v| {
+        .map(|(v, mine)| {
             let (lo, hi) = v.anchor_interval(recs);
-            let first = v.recs.first().and_then(|&i| recs.get(i)).map(|r| r.ts);
-            let last = v.recs.last().and_then(|&i| recs.get(i)).map(|r| r.ts);
+            let first = mine.first().and_then(|&i| recs.get(i)).map(|r| r.ts);
+            let last = mine.last().and_then(|&i| recs.get(i)).map(|r| r.ts);
             (
                 if lo == i64::MIN {
                     first.unwrap_or(lo)
@@ -381,25 +434,25 @@ fn span_visits(service: SymId, idxs: &[usize], recs: &[Record], u: &Universe) ->
         .collect();
     for i in spanless {
         let Some(r) = recs.get(i) else { continue };
-        if let Some(v) = containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k)) {
-            v.recs.push(i);
+        if let Some((_, mine)) =
+            containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k))
+        {
+            mine.push(i);
         }
     }
-    for v in &mut visits {
-        v.recs.sort_unstable();
+    for (_, mine) in &mut visits {
+        mine.sort_unstable();
     }
-    visits
+    push_drafts(visits, out, pool);
 }
 
 /// Fills in timing, failure and ordering facts from the visit's records.
-fn finish_visit(v: &mut Visit, recs: &[Record], u: &Universe) {
-    v.recs.sort_unstable();
-    let first_ts = v
-        .recs
-        .first()
-        .and_then(|&i| recs.get(i))
-        .map_or(0, |r| r.ts);
-    let last_ts = v.recs.last().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
+fn finish_visit(v: &mut Visit, pool: &mut [usize], recs: &[Record], u: &Universe) {
+    let mine = pool.get_mut(v.recs.clone()).unwrap_or_default();
+    mine.sort_unstable();
+    let mine: &[usize] = mine;
+    let first_ts = mine.first().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
+    let last_ts = mine.last().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
     let sr = v.sr.and_then(|i| recs.get(i));
     let ss = v.ss.and_then(|i| recs.get(i));
     (v.start, v.start_exact) = match (sr, ss) {
@@ -421,7 +474,7 @@ fn finish_visit(v: &mut Visit, recs: &[Record], u: &Universe) {
     if v.end < v.start {
         v.end = v.start;
     }
-    for &i in &v.recs {
+    for &i in mine {
         let Some(r) = recs.get(i) else { continue };
         v.has_events |= r.kind.is_some();
         v.first = v.first.min((r.file(), r.offset()));
@@ -433,12 +486,20 @@ fn finish_visit(v: &mut Visit, recs: &[Record], u: &Universe) {
 
 /// Pairs the client events of one visit per peer into calls: each
 /// `client_recv` closes the oldest open `client_send` to the same peer.
-fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut Vec<Call>) {
+/// `pending` is a buffer for the open sends.
+fn visit_calls(
+    vi: usize,
+    mine: &[usize],
+    recs: &[Record],
+    u: &Universe,
+    calls: &mut Vec<Call>,
+    pending: &mut Vec<(SymId, Option<PendingSend>)>,
+) {
     // Open sends in arrival order: (peer, send); `None` once closed. A
     // visit has a handful of calls, so a scan beats a map of queues.
-    let mut pending: Vec<(SymId, Option<PendingSend>)> = Vec::new();
+    pending.clear();
     let first = calls.len();
-    for &i in &v.recs {
+    for &i in mine {
         let Some(r) = recs.get(i) else { continue };
         let Some(ev) = call_role(r, u) else { continue };
         let key = (r.file(), r.offset());
@@ -481,7 +542,7 @@ fn visit_calls(vi: usize, v: &Visit, recs: &[Record], u: &Universe, calls: &mut 
             }),
         }
     }
-    for (t, s) in pending {
+    for &(t, s) in pending.iter() {
         if let Some((cs, f, k)) = s {
             calls.push(Call {
                 caller: vi,
@@ -516,64 +577,203 @@ fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
     false
 }
 
-/// Builds the request. See the module docs.
-pub fn build(
+/// Buffers one request's assembly works in. Assembly makes dozens of small
+/// vectors per request; keeping them from one request to the next (one set
+/// per thread, see [`build_into`]) saves their allocation, which cost more
+/// than a fifth of the stage. Nothing in here outlives one request's build.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Record indices grouped by service (see [`group_by_service`]).
+    by_service: Vec<usize>,
+    /// The request's services, ascending, with where each one's group ends
+    /// in `by_service`.
+    services: Vec<(SymId, usize)>,
+    /// Per service id: a counter while grouping, 0 between requests.
+    slot: Vec<usize>,
+    /// The visits: logged ones by service, then virtual ones.
+    visits: Vec<Visit>,
+    /// The record indices of every visit (each holds a range).
+    visit_recs: Vec<usize>,
+    /// The calls, visit by visit.
+    calls: Vec<Call>,
+    /// Open sends while one visit's calls are paired.
+    pending: Vec<(SymId, Option<PendingSend>)>,
+    /// Logged visits in start order, for linking parents.
+    order: Vec<usize>,
+    /// Visits without a parent, earliest first.
+    roots: Vec<usize>,
+    /// Buffers of the figure pass.
+    fig: FigureScratch,
+}
+
+/// Requests with more records than this give their grown buffers back
+/// after their build instead of keeping them for the thread's lifetime.
+const KEEP_SCRATCH_RECORDS: usize = 1 << 16;
+
+thread_local! {
+    /// Each thread's buffers for [`build_into`].
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Builds the request into `out`, reusing `out`'s buffers and this thread's
+/// scratch buffers. See the module docs.
+pub fn build_into(
     id: &str,
     recs: &[Record],
     u: &Universe,
     offsets: Option<&Offsets>,
     opts: &AssembleOptions,
-) -> Assembled {
+    out: &mut Assembled,
+) {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            build_with(&mut s, id, recs, u, offsets, opts, out);
+            if s.by_service.capacity() > KEEP_SCRATCH_RECORDS {
+                *s = Scratch::default();
+            }
+        }
+        // Only a build nested in another on the same thread gets here.
+        Err(_) => build_with(&mut Scratch::default(), id, recs, u, offsets, opts, out),
+    });
+}
+
+/// Groups the record indices of a request by service into
+/// `s.by_service`: services ascending, each group in record order, and
+/// `s.services` says where each group ends. Service ids index the
+/// universe's table of `n_services`, so a counter per id groups in linear
+/// time (a sort of (service, index) pairs was a tenth of assembly); records
+/// with ids outside the table (made by hand) are grouped by that sort.
+fn group_by_service(recs: &[Record], n_services: usize, s: &mut Scratch) {
+    let (by_service, services, slot) = (&mut s.by_service, &mut s.services, &mut s.slot);
+    by_service.clear();
+    services.clear();
+    if recs.iter().any(|r| r.service as usize >= n_services) {
+        let mut pairs: Vec<(SymId, usize)> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.service, i))
+            .collect();
+        pairs.sort_unstable();
+        by_service.extend(pairs.iter().map(|&(_, i)| i));
+        for w in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let end = services.last().map_or(0, |&(_, e)| e) + w.len();
+            if let Some(&(svc, _)) = w.first() {
+                services.push((svc, end));
+            }
+        }
+        return;
+    }
+    if slot.len() < n_services {
+        slot.resize(n_services, 0);
+    }
+    // Count each service's records, noting the services met.
+    for r in recs {
+        if let Some(c) = slot.get_mut(r.service as usize) {
+            if *c == 0 {
+                services.push((r.service, 0));
+            }
+            *c += 1;
+        }
+    }
+    services.sort_unstable();
+    // Each counter becomes where its group starts.
+    let mut at = 0;
+    for (svc, end) in services.iter_mut() {
+        if let Some(c) = slot.get_mut(*svc as usize) {
+            let count = *c;
+            *c = at;
+            at += count;
+            *end = at;
+        }
+    }
+    by_service.resize(recs.len(), 0);
+    for (i, r) in recs.iter().enumerate() {
+        if let Some(c) = slot.get_mut(r.service as usize) {
+            if let Some(x) = by_service.get_mut(*c) {
+                *x = i;
+            }
+            *c += 1;
+        }
+    }
+    for &(svc, _) in services.iter() {
+        if let Some(c) = slot.get_mut(svc as usize) {
+            *c = 0;
+        }
+    }
+}
+
+/// Empties `out` for a new request named `id`.
+fn reset(out: &mut Assembled, id: &str) {
+    out.id.clear();
+    out.id.push_str(id);
+    out.start = 0;
+    out.latency = 0;
+    out.failed = false;
+    out.root_failed = false;
+    out.incomplete = None;
+    out.chain.clear();
+    out.visits.clear();
+    out.unclaimed.clear();
+    out.skew_samples.clear();
+}
+
+/// [`build_into`] with the buffers given.
+fn build_with(
+    s: &mut Scratch,
+    id: &str,
+    recs: &[Record],
+    u: &Universe,
+    offsets: Option<&Offsets>,
+    opts: &AssembleOptions,
+    out: &mut Assembled,
+) {
+    reset(out, id);
     let empty = Offsets::default();
     let offsets = offsets.unwrap_or(&empty);
     // Visits, service by service (record indices grouped by service, each
     // group in time order).
-    let mut by_service: Vec<(SymId, usize)> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.service, i))
-        .collect();
-    by_service.sort_unstable();
-    let mut visits: Vec<Visit> = Vec::new();
-    let mut idxs: Vec<usize> = Vec::new();
-    for group in by_service.chunk_by(|a, b| a.0 == b.0) {
-        let Some(&(svc, _)) = group.first() else {
-            continue;
-        };
-        idxs.clear();
-        idxs.extend(group.iter().map(|&(_, i)| i));
+    group_by_service(recs, u.services.len(), s);
+    s.visits.clear();
+    s.visit_recs.clear();
+    let mut group_start = 0;
+    for &(svc, end) in &s.services {
+        let idxs = s.by_service.get(group_start..end).unwrap_or_default();
+        group_start = end;
         let with_spans = idxs.iter().any(|&i| {
             recs.get(i)
                 .is_some_and(|r| r.spans != Record::NO_SPANS && u.spans_of(r).span.is_some())
         });
-        let mut vs = if with_spans {
-            span_visits(svc, &idxs, recs, u)
+        let first_new = s.visits.len();
+        if with_spans {
+            span_visits(svc, idxs, recs, u, &mut s.visits, &mut s.visit_recs);
         } else {
-            plain_visits(svc, &idxs, recs)
-        };
-
-        for v in &mut vs {
-            finish_visit(v, recs, u);
+            plain_visits(svc, idxs, recs, &mut s.visits, &mut s.visit_recs);
         }
-        visits.extend(vs);
+        for v in s.visits.iter_mut().skip(first_new) {
+            finish_visit(v, &mut s.visit_recs, recs, u);
+        }
     }
-    let start = visits.iter().map(|v| v.start).min().unwrap_or(0);
-    if visits.len() > opts.max_visits {
-        return too_large(id, start, &visits);
+    let start = s.visits.iter().map(|v| v.start).min().unwrap_or(0);
+    if s.visits.len() > opts.max_visits {
+        too_large(start, &s.visits, out);
+        return;
     }
     // Calls inside each caller visit.
-    let mut calls: Vec<Call> = Vec::new();
-    for (vi, v) in visits.iter().enumerate() {
-        visit_calls(vi, v, recs, u, &mut calls);
-    }
-    for (ci, c) in calls.iter().enumerate() {
-        if let Some(v) = visits.get_mut(c.caller) {
-            v.calls.push(ci);
+    s.calls.clear();
+    for vi in 0..s.visits.len() {
+        let first = s.calls.len();
+        if let Some(v) = s.visits.get(vi) {
+            let mine = v.recs(&s.visit_recs);
+            visit_calls(vi, mine, recs, u, &mut s.calls, &mut s.pending);
+        }
+        if let Some(v) = s.visits.get_mut(vi) {
+            v.calls = first..s.calls.len();
         }
     }
-    let logged = visits.len();
-    link_parents(&mut visits, &mut calls, recs, offsets, logged);
+    let logged = s.visits.len();
+    link_parents(&mut s.visits, &mut s.calls, offsets, logged, &mut s.order);
     // Virtual visits, one per call to a virtual service.
+    let (visits, calls) = (&mut s.visits, &mut s.calls);
     for ci in 0..calls.len() {
         let Some(c) = calls.get(ci) else { continue };
         if !u.is_virtual(c.target) {
@@ -598,35 +798,30 @@ pub fn build(
             c.callee = Some(vi);
         }
     }
+    roots_of(&s.visits, &mut s.roots);
     if opts.skew_pass {
-        return skew_only(id, start, recs, u, &visits, &calls);
+        skew_only(start, recs, u, &s.visits, &s.calls, &s.roots, out);
+        return;
     }
-    figures(id, start, recs, u, &visits, &calls, offsets, opts)
+    figures(start, recs, u, s, offsets, opts, out);
 }
 
-fn too_large(id: &str, start: i64, visits: &[Visit]) -> Assembled {
+fn too_large(start: i64, visits: &[Visit], out: &mut Assembled) {
     let end = visits.iter().map(|v| v.end).max().unwrap_or(start);
-    Assembled {
-        id: id.to_string(),
-        start,
-        latency: end - start,
-        failed: visits.iter().any(|v| v.failed),
-        root_failed: false,
-        incomplete: Some(Incomplete::TooLarge),
-        chain: String::new(),
-        visits: Vec::new(),
-        unclaimed: Vec::new(),
-        skew_samples: Vec::new(),
-    }
+    out.start = start;
+    out.latency = end - start;
+    out.failed = visits.iter().any(|v| v.failed);
+    out.incomplete = Some(Incomplete::TooLarge);
 }
 
 /// Parent links in the SPEC's order: span links, calls, rule 2, rule 3.
+/// `order` is a buffer.
 fn link_parents(
     visits: &mut [Visit],
     calls: &mut [Call],
-    recs: &[Record],
     offsets: &Offsets,
     logged: usize,
+    order: &mut Vec<usize>,
 ) {
     // 1. Parent spans carried by some visit.
     let mut carrier: HashMap<IdKey, usize> = HashMap::default();
@@ -649,9 +844,10 @@ fn link_parents(
         }
     }
     // 2. Callee visits in start order take the latest unmatched call to them.
-    let mut order: Vec<usize> = (0..logged).collect();
+    order.clear();
+    order.extend(0..logged);
     order.sort_by_key(|&i| visits.get(i).map(|v| (v.start, v.first)));
-    for &vi in &order {
+    for &vi in order.iter() {
         let Some(v) = visits.get(vi) else { continue };
         let (svc, vstart, vend, span_parent) = (
             v.service,
@@ -700,7 +896,7 @@ fn link_parents(
         }
     }
     // 3. Rule 2 (containment), then rule 3 (hand-off), never a descendant.
-    for &vi in &order {
+    for &vi in order.iter() {
         let Some(v) = visits.get(vi) else { continue };
         if v.parent.is_some() {
             continue;
@@ -742,16 +938,13 @@ fn link_parents(
             v.link = link;
         }
     }
-    let _ = recs;
 }
 
-/// The roots (visits without a parent, earliest first).
-fn roots_of(visits: &[Visit]) -> Vec<usize> {
-    let mut roots: Vec<usize> = (0..visits.len())
-        .filter(|&i| visits.get(i).is_some_and(|v| v.parent.is_none()))
-        .collect();
+/// The roots (visits without a parent, earliest first), into `roots`.
+fn roots_of(visits: &[Visit], roots: &mut Vec<usize>) {
+    roots.clear();
+    roots.extend((0..visits.len()).filter(|&i| visits.get(i).is_some_and(|v| v.parent.is_none())));
     roots.sort_by_key(|&r| visits.get(r).map(|v| (v.start, v.first)));
-    roots
 }
 
 /// The first incomplete reason that applies (SPEC §2), None when complete.
@@ -763,10 +956,10 @@ fn completeness(
     roots: &[usize],
 ) -> Option<Incomplete> {
     if let Some(r) = roots.first().and_then(|&r| visits.get(r)) {
-        let cr_without_cs = r
-            .calls
+        let cr_without_cs = calls
+            .get(r.calls.clone())
+            .unwrap_or_default()
             .iter()
-            .filter_map(|&ci| calls.get(ci))
             .any(|c| c.cs.is_none() && c.cr.is_some());
         if (!r.start_exact && r.has_events) || cr_without_cs {
             return Some(Incomplete::NoRoot);
@@ -795,37 +988,29 @@ fn completeness(
 /// The first pass only: completeness, the root's start and the skew samples
 /// of exact cs/cr hops, without any figure.
 fn skew_only(
-    id: &str,
     first_start: i64,
     recs: &[Record],
     u: &Universe,
     visits: &[Visit],
     calls: &[Call],
-) -> Assembled {
-    let roots = roots_of(visits);
-    let incomplete = completeness(recs, u, visits, calls, &roots);
-    let mut skew_samples = Vec::new();
+    roots: &[usize],
+    out: &mut Assembled,
+) {
+    out.incomplete = completeness(recs, u, visits, calls, roots);
     for v in visits.iter().filter(|v| !v.virtual_ && v.exact()) {
         let (Link::Call(ci), Some(p)) = (v.link, v.parent.and_then(|p| visits.get(p))) else {
             continue;
         };
         if let Some((cs, cr)) = calls.get(ci).and_then(|c| c.cs.zip(c.cr)) {
-            skew_samples.push((p.service, v.service, (v.start - cs) - (cr - v.end)));
+            out.skew_samples
+                .push((p.service, v.service, (v.start - cs) - (cr - v.end)));
         }
     }
     let root = roots.first().and_then(|&r| visits.get(r));
-    Assembled {
-        id: id.to_string(),
-        start: root.map_or(first_start, |r| r.start),
-        latency: root.map_or(0, |r| r.end - r.start),
-        failed: visits.iter().any(|v| v.failed),
-        root_failed: root.is_some_and(|r| r.failed),
-        incomplete,
-        chain: String::new(),
-        visits: Vec::new(),
-        unclaimed: Vec::new(),
-        skew_samples,
-    }
+    out.start = root.map_or(first_start, |r| r.start);
+    out.latency = root.map_or(0, |r| r.end - r.start);
+    out.failed = visits.iter().any(|v| v.failed);
+    out.root_failed = root.is_some_and(|r| r.failed);
 }
 
 /// One interval a parent saw a child (or call) take, for the critical path.
@@ -846,24 +1031,146 @@ enum Target {
     Unclaimed(usize),
 }
 
+/// Lists of entries per owner (a visit), flattened: entries are pushed
+/// for any owner in any order, then [`Lists::group`] gathers each owner's
+/// entries, in the order they were pushed, into one slice. Replaces a
+/// `Vec<Vec<_>>` (one allocation per visit) and is reused across requests.
+#[derive(Debug)]
+struct Lists<T> {
+    pushed: Vec<(usize, T)>,
+    /// After grouping: owner `o`'s entries are `list[start[o]..start[o + 1]]`.
+    start: Vec<usize>,
+    list: Vec<T>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Self {
+        Lists {
+            pushed: Vec::new(),
+            start: Vec::new(),
+            list: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Lists<T> {
+    fn clear(&mut self) {
+        self.pushed.clear();
+        self.start.clear();
+        self.list.clear();
+    }
+
+    fn push(&mut self, owner: usize, entry: T) {
+        self.pushed.push((owner, entry));
+    }
+
+    /// Groups the pushed entries of owners `0..n` (a counting sort, stable);
+    /// entries of other owners are dropped.
+    fn group(&mut self, n: usize) {
+        // Counts go to start[o + 2], so that after the prefix sums
+        // start[o + 1] is where owner o begins; placing its entries moves
+        // it to where o ends, which is where o + 1 begins.
+        self.start.clear();
+        self.start.resize(n + 2, 0);
+        for &(o, _) in &self.pushed {
+            if o < n
+                && let Some(c) = self.start.get_mut(o + 2)
+            {
+                *c += 1;
+            }
+        }
+        let mut sum = 0;
+        for c in &mut self.start {
+            sum += *c;
+            *c = sum;
+        }
+        self.list.clear();
+        self.list
+            .extend(self.pushed.iter().filter(|&&(o, _)| o < n).map(|&(_, e)| e));
+        for &(o, e) in &self.pushed {
+            if let Some(at) = self.start.get_mut(o + 1)
+                && o < n
+            {
+                if let Some(slot) = self.list.get_mut(*at) {
+                    *slot = e;
+                }
+                *at += 1;
+            }
+        }
+    }
+
+    /// Where owner `o`'s entries are in `list` (empty for an unknown owner).
+    fn range(&self, o: usize) -> Range<usize> {
+        match (self.start.get(o), self.start.get(o + 1)) {
+            (Some(&a), Some(&b)) => a..b,
+            _ => 0..0,
+        }
+    }
+
+    /// Owner `o`'s entries.
+    fn of(&self, o: usize) -> &[T] {
+        self.list.get(self.range(o)).unwrap_or_default()
+    }
+}
+
+/// Buffers of [`figures`], one per visit (or call) of the request.
+#[derive(Debug, Default)]
+struct FigureScratch {
+    children: Lists<usize>,
+    /// Children without virtual visits, for the chain.
+    chain_children: Lists<usize>,
+    items: Lists<Item>,
+    /// Per entry of `items`: taken by the critical-path walk.
+    used: Vec<bool>,
+    off: Vec<i64>,
+    adjusted: Vec<bool>,
+    depth: Vec<usize>,
+    queue: VecDeque<usize>,
+    cstart: Vec<i64>,
+    cend: Vec<i64>,
+    figs: Vec<VisitFigures>,
+    unclaimed_of_call: Vec<Option<usize>>,
+    iv: Vec<(i64, i64)>,
+    critical: Vec<i64>,
+    critical_prop: Vec<i64>,
+    critical_unclaimed: Vec<i64>,
+    /// The children of the chain levels being written, level above level.
+    siblings: Vec<usize>,
+    order: Vec<usize>,
+    new_index: Vec<usize>,
+}
+
+/// Empties `xs` and fills it with `n` copies of `x`.
+fn refill<T: Clone>(xs: &mut Vec<T>, n: usize, x: T) {
+    xs.clear();
+    xs.resize(n, x);
+}
+
 struct Walk<'a> {
     starts: &'a [i64],
     ends: &'a [i64],
-    items: &'a [Vec<Item>],
-    critical: Vec<i64>,
-    critical_prop: Vec<i64>,
-    unclaimed: Vec<i64>,
+    items: &'a Lists<Item>,
+    used: &'a mut [bool],
+    critical: &'a mut [i64],
+    critical_prop: &'a mut [i64],
+    unclaimed: &'a mut [i64],
 }
 
 impl Walk<'_> {
     fn walk(&mut self, v: usize, lo: i64, hi: i64, depth: usize) {
         let mut t = hi;
         if depth < MAX_DEPTH {
-            let mut used = vec![false; self.items.get(v).map_or(0, Vec::len)];
+            let items = self.items;
+            let range = items.range(v);
+            let mine = items.of(v);
+            if let Some(used) = self.used.get_mut(range.clone()) {
+                used.fill(false);
+            }
             loop {
                 let mut pick: Option<(usize, Item)> = None;
-                for (k, it) in self.items.get(v).into_iter().flatten().enumerate() {
-                    if used.get(k).copied().unwrap_or(true) || it.finish > t || it.finish <= lo {
+                for (k, it) in mine.iter().enumerate() {
+                    let used = self.used.get(range.start + k).copied().unwrap_or(true);
+                    if used || it.finish > t || it.finish <= lo {
                         continue;
                     }
                     if pick.is_none_or(|(_, p)| it.finish > p.finish) {
@@ -871,7 +1178,7 @@ impl Walk<'_> {
                     }
                 }
                 let Some((k, it)) = pick else { break };
-                if let Some(u) = used.get_mut(k) {
+                if let Some(u) = self.used.get_mut(range.start + k) {
                     *u = true;
                 }
                 let b = it.begin.max(lo).min(it.finish);
@@ -926,45 +1233,50 @@ fn push_escaped(out: &mut String, name: &str) {
 }
 
 /// Appends the chain of the subtree at `v` (SPEC §2 Chains): siblings in
-/// corrected-start order, ties by their chain text.
+/// corrected-start order, ties by their chain text. `siblings` is a stack
+/// each level sorts its children on.
 fn chain_of<'n>(
     v: usize,
-    children: &[Vec<usize>],
+    children: &Lists<usize>,
     starts: &[i64],
     name: &dyn Fn(usize) -> &'n str,
-
     depth: usize,
+    siblings: &mut Vec<usize>,
     out: &mut String,
 ) {
     push_escaped(out, name(v));
     if depth >= MAX_DEPTH {
         return;
     }
-    let kids = children.get(v).map_or(&[][..], Vec::as_slice);
+    let kids = children.of(v);
     match kids {
         [] => {}
         [only] => {
             out.push('>');
-            chain_of(*only, children, starts, name, depth + 1, out);
+            chain_of(*only, children, starts, name, depth + 1, siblings, out);
         }
         _ => {
             let start = |c: usize| starts.get(c).copied().unwrap_or(0);
-            let mut order: Vec<usize> = kids.to_vec();
+            // This level's children, sorted above the levels still open;
+            // the calls below push theirs higher and pop them again.
+            let base = siblings.len();
+            siblings.extend_from_slice(kids);
+            let order = siblings.get_mut(base..).unwrap_or_default();
             order.sort_by_key(|&c| start(c));
             out.push_str(">{");
             let tied = order
                 .windows(2)
                 .any(|w| matches!(w, [a, b] if start(*a) == start(*b)));
+            let level = base..base + kids.len();
             if tied {
                 // Equal starts are ordered by their own chain text.
-                let mut texts: Vec<(i64, String)> = order
-                    .iter()
-                    .map(|&c| {
-                        let mut t = String::new();
-                        chain_of(c, children, starts, name, depth + 1, &mut t);
-                        (start(c), t)
-                    })
-                    .collect();
+                let mut texts: Vec<(i64, String)> = Vec::with_capacity(kids.len());
+                for k in level {
+                    let Some(&c) = siblings.get(k) else { continue };
+                    let mut t = String::new();
+                    chain_of(c, children, starts, name, depth + 1, siblings, &mut t);
+                    texts.push((start(c), t));
+                }
                 texts.sort();
                 for (k, (_, t)) in texts.iter().enumerate() {
                     if k > 0 {
@@ -973,13 +1285,15 @@ fn chain_of<'n>(
                     out.push_str(t);
                 }
             } else {
-                for (k, &c) in order.iter().enumerate() {
-                    if k > 0 {
+                for k in level {
+                    let Some(&c) = siblings.get(k) else { continue };
+                    if k > base {
                         out.push(',');
                     }
-                    chain_of(c, children, starts, name, depth + 1, out);
+                    chain_of(c, children, starts, name, depth + 1, siblings, out);
                 }
             }
+            siblings.truncate(base);
             out.push('}');
         }
     }
@@ -1007,35 +1321,58 @@ fn union_len(iv: &mut Vec<(i64, i64)>) -> i64 {
     total
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The second pass: every figure of every visit and hop, the critical path
+/// and the chain, into `out`.
 fn figures(
-    id: &str,
     first_start: i64,
     recs: &[Record],
     u: &Universe,
-    visits: &[Visit],
-    calls: &[Call],
+    s: &mut Scratch,
     offsets: &Offsets,
     opts: &AssembleOptions,
-) -> Assembled {
+    out: &mut Assembled,
+) {
+    let (visits, calls, pool, roots) = (&s.visits, &s.calls, &s.visit_recs, &s.roots);
+    let FigureScratch {
+        children,
+        chain_children,
+        items,
+        used,
+        off,
+        adjusted,
+        depth,
+        queue,
+        cstart,
+        cend,
+        figs,
+        unclaimed_of_call,
+        iv,
+        critical,
+        critical_prop,
+        critical_unclaimed,
+        siblings,
+        order,
+        new_index,
+    } = &mut s.fig;
     let n = visits.len();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    children.clear();
     for (vi, v) in visits.iter().enumerate() {
-        if let Some(c) = v.parent.and_then(|p| children.get_mut(p)) {
-            c.push(vi);
+        if let Some(p) = v.parent {
+            children.push(p, vi);
         }
     }
-    let roots = roots_of(visits);
+    children.group(n);
     // Offsets top-down: skew per pair, then Jaeger moves of rule-2 children.
-    let mut off = vec![0i64; n];
-    let mut adjusted = vec![false; n];
-    let mut depth = vec![0usize; n];
-    let mut queue: VecDeque<usize> = roots.iter().copied().collect();
+    refill(off, n, 0);
+    refill(adjusted, n, false);
+    refill(depth, n, 0);
+    queue.clear();
+    queue.extend(roots.iter().copied());
     while let Some(p) = queue.pop_front() {
         let Some(pv) = visits.get(p) else { continue };
         let p_off = off.get(p).copied().unwrap_or(0);
         let p_depth = depth.get(p).copied().unwrap_or(0);
-        for &c in children.get(p).into_iter().flatten() {
+        for &c in children.of(p) {
             let Some(cv) = visits.get(c) else { continue };
             let mut o = p_off;
             let mut adj = false;
@@ -1070,21 +1407,27 @@ fn figures(
             queue.push_back(c);
         }
     }
-    let cstart: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.start - o).collect();
-    let cend: Vec<i64> = visits.iter().zip(&off).map(|(v, o)| v.end - o).collect();
+    cstart.clear();
+    cstart.extend(visits.iter().zip(off.iter()).map(|(v, o)| v.start - o));
+    cend.clear();
+    cend.extend(visits.iter().zip(off.iter()).map(|(v, o)| v.end - o));
     // A visit's record times, corrected by `o`.
-    fn rec_ts<'v>(v: &'v Visit, recs: &'v [Record], o: i64) -> impl Iterator<Item = i64> + 'v {
-        v.recs
+    fn rec_ts<'v>(
+        v: &'v Visit,
+        pool: &'v [usize],
+        recs: &'v [Record],
+        o: i64,
+    ) -> impl Iterator<Item = i64> + 'v {
+        v.recs(pool)
             .iter()
             .filter_map(move |&i| recs.get(i).map(|r| r.ts - o))
     }
     let get = |xs: &[i64], i: usize| xs.get(i).copied().unwrap_or(0);
 
-    let mut figs: Vec<VisitFigures> = Vec::with_capacity(n);
-    let mut items: Vec<Vec<Item>> = vec![Vec::new(); n];
-    let mut unclaimed: Vec<UnclaimedCall> = Vec::new();
-    let mut unclaimed_of_call: Vec<Option<usize>> = vec![None; calls.len()];
-    let mut skew_samples = Vec::new();
+    figs.clear();
+    items.clear();
+    refill(unclaimed_of_call, calls.len(), None);
+    let unclaimed = &mut out.unclaimed;
     for (ci, c) in calls.iter().enumerate() {
         if c.callee.is_none() {
             if let Some(x) = unclaimed_of_call.get_mut(ci) {
@@ -1101,8 +1444,8 @@ fn figures(
         }
     }
     for (vi, v) in visits.iter().enumerate() {
-        let o = get(&off, vi);
-        let (s, e) = (get(&cstart, vi), get(&cend, vi));
+        let o = get(off, vi);
+        let (s, e) = (get(cstart, vi), get(cend, vi));
         let mut f = VisitFigures {
             service: v.service,
             virtual_: v.virtual_,
@@ -1125,14 +1468,14 @@ fn figures(
             exact: v.exact(),
             hop_exact: false,
             skew: o,
-            adjusted: get_b(&adjusted, vi),
+            adjusted: adjusted.get(vi).copied().unwrap_or(false),
             first_record: v.first,
         };
         let parent = v.parent.and_then(|p| visits.get(p).map(|pv| (p, pv)));
         match (v.link, parent) {
             (Link::Root, _) | (_, None) => f.hop_exact = v.exact(),
             (Link::Call(ci), Some((p, pv))) => {
-                let po = get(&off, p);
+                let po = get(off, p);
                 let c = calls.get(ci);
                 let cs = c.and_then(|c| c.cs).map(|t| t - po);
                 let cr = c.and_then(|c| c.cr).map(|t| t - po);
@@ -1148,77 +1491,84 @@ fn figures(
                             && let (Some(rcs), Some(rcr)) =
                                 (c.and_then(|c| c.cs), c.and_then(|c| c.cr))
                         {
-                            skew_samples.push((
+                            out.skew_samples.push((
                                 pv.service,
                                 v.service,
                                 (v.start - rcs) - (rcr - v.end),
                             ));
                         }
-                        if let Some(x) = items.get_mut(p) {
-                            x.push(Item {
+                        items.push(
+                            p,
+                            Item {
                                 begin: cs,
                                 finish: cr,
                                 target: Target::Child(vi),
-                            });
-                        }
+                            },
+                        );
                     }
                     (Some(cs), None) => {
                         f.request_leg = Some(s - cs);
                         f.propagation = f.request_leg;
-                        if let Some(x) = items.get_mut(p) {
-                            x.push(Item {
+                        items.push(
+                            p,
+                            Item {
                                 begin: cs,
                                 finish: e,
                                 target: Target::Child(vi),
-                            });
-                        }
+                            },
+                        );
                     }
                     (None, Some(cr)) => {
                         f.response_leg = Some(cr - e);
-                        if let Some(x) = items.get_mut(p) {
-                            x.push(Item {
+                        items.push(
+                            p,
+                            Item {
                                 begin: s,
                                 finish: cr,
                                 target: Target::Child(vi),
-                            });
-                        }
+                            },
+                        );
                     }
                     (None, None) => {}
                 }
             }
             (Link::Handoff, Some((p, _))) => {
-                f.request_leg = Some(s - get(&cend, p));
+                f.request_leg = Some(s - get(cend, p));
                 f.propagation = f.request_leg;
             }
             (Link::Span | Link::Contains, Some((p, pv))) => {
-                let po = get(&off, p);
-                let before = rec_ts(pv, recs, po).filter(|&t| t <= s).max();
-                let after = rec_ts(pv, recs, po).filter(|&t| t >= e).min();
+                let po = get(off, p);
+                let before = rec_ts(pv, pool, recs, po).filter(|&t| t <= s).max();
+                let after = rec_ts(pv, pool, recs, po).filter(|&t| t >= e).min();
                 f.request_leg = before.map(|b| s - b);
                 f.response_leg = after.map(|a| a - e);
                 f.propagation = f.request_leg.zip(f.response_leg).map(|(a, b)| a + b);
-                if let Some(x) = items.get_mut(p) {
-                    x.push(Item {
+                items.push(
+                    p,
+                    Item {
                         begin: before.unwrap_or(s),
                         finish: after.unwrap_or(e),
                         target: Target::Child(vi),
-                    });
-                }
+                    },
+                );
             }
             (Link::Virtual(ci), Some((p, _))) => {
                 let c = calls.get(ci);
-                let po = get(&off, p);
+                let po = get(off, p);
                 let cs = c.and_then(|c| c.cs).map(|t| t - po);
                 let cr = c.and_then(|c| c.cr).map(|t| t - po);
                 f.call = cs.zip(cr).map(|(a, b)| b - a);
                 f.hop_exact = f.call.is_some();
                 f.exact = f.hop_exact;
-                if let (Some(cs), Some(cr), Some(x)) = (cs, cr, items.get_mut(p)) {
-                    x.push(Item {
-                        begin: cs,
-                        finish: cr,
-                        target: Target::Virtual(vi),
-                    });
+                if let (Some(cs), Some(cr)) = (cs, cr) {
+                    items.push(
+                        p,
+                        Item {
+                            begin: cs,
+                            finish: cr,
+                            target: Target::Virtual(vi),
+                        },
+                    );
                 }
             }
         }
@@ -1231,138 +1581,130 @@ fn figures(
         else {
             continue;
         };
-        let po = get(&off, c.caller);
-        if let Some(x) = items.get_mut(c.caller) {
-            x.push(Item {
+        let po = get(off, c.caller);
+        items.push(
+            c.caller,
+            Item {
                 begin: cs - po,
                 finish: cr - po,
                 target: Target::Unclaimed(ui),
-            });
-        }
+            },
+        );
     }
+    items.group(n);
     // Self time: processing minus the union of calls and call-less children
     // (intervals clipped to the visit).
-    let mut iv: Vec<(i64, i64)> = Vec::new();
     for (vi, v) in visits.iter().enumerate() {
         if v.virtual_ {
             continue;
         }
-        let (s, e) = (get(&cstart, vi), get(&cend, vi));
-        let o = get(&off, vi);
+        let (s, e) = (get(cstart, vi), get(cend, vi));
+        let o = get(off, vi);
         let clip = |(a, b): (i64, i64)| (a.clamp(s, e), b.clamp(s, e));
         iv.clear();
         iv.extend(
-            v.calls
+            calls
+                .get(v.calls.clone())
+                .unwrap_or_default()
                 .iter()
-                .filter_map(|&ci| calls.get(ci))
                 .filter_map(|c| c.cs.zip(c.cr))
                 .map(|(a, b)| clip((a - o, b - o))),
         );
-        for &c in children.get(vi).into_iter().flatten() {
+        for &c in children.of(vi) {
             if let Some(cv) = visits.get(c)
                 && matches!(cv.link, Link::Span | Link::Contains)
             {
-                iv.push(clip((get(&cstart, c), get(&cend, c))));
+                iv.push(clip((get(cstart, c), get(cend, c))));
             }
         }
         if let Some(f) = figs.get_mut(vi) {
-            f.self_time = Some((e - s) - union_len(&mut iv));
+            f.self_time = Some((e - s) - union_len(iv));
         }
     }
     // Failure origins.
-    for vi in 0..n {
+    for (vi, f) in figs.iter_mut().enumerate() {
         let failed_child = children
-            .get(vi)
-            .into_iter()
-            .flatten()
+            .of(vi)
+            .iter()
             .any(|&c| visits.get(c).is_some_and(|cv| cv.failed));
-        if let Some(f) = figs.get_mut(vi) {
-            f.origin = f.failed && !failed_child;
-        }
+        f.origin = f.failed && !failed_child;
     }
     // The root, completeness, critical path and chain.
     let root = roots.first().copied();
-    let incomplete = completeness(recs, u, visits, calls, &roots);
-    let (latency, root_failed, root_start) = match root.and_then(|r| visits.get(r)) {
+    out.incomplete = completeness(recs, u, visits, calls, roots);
+    (out.latency, out.root_failed, out.start) = match root.and_then(|r| visits.get(r)) {
         Some(r) => (r.end - r.start, r.failed, r.start),
         None => (0, false, first_start),
     };
-    let mut walk = Walk {
-        starts: &cstart,
-        ends: &cend,
-        items: &items,
-        critical: vec![0; n],
-        critical_prop: vec![0; n],
-        unclaimed: vec![0; unclaimed.len()],
-    };
+    refill(used, items.list.len(), false);
+    refill(critical, n, 0);
+    refill(critical_prop, n, 0);
+    refill(critical_unclaimed, out.unclaimed.len(), 0);
     if let Some(r) = root {
-        walk.walk(r, get(&cstart, r), get(&cend, r), 0);
+        let mut walk = Walk {
+            starts: cstart,
+            ends: cend,
+            items,
+            used,
+            critical,
+            critical_prop,
+            unclaimed: critical_unclaimed,
+        };
+        walk.walk(r, get(cstart, r), get(cend, r), 0);
     }
     for (vi, f) in figs.iter_mut().enumerate() {
-        f.critical = walk.critical.get(vi).copied().unwrap_or(0);
-        f.critical_propagation = walk.critical_prop.get(vi).copied().unwrap_or(0);
+        f.critical = critical.get(vi).copied().unwrap_or(0);
+        f.critical_propagation = critical_prop.get(vi).copied().unwrap_or(0);
     }
-    for (ui, d) in walk.unclaimed.into_iter().enumerate() {
-        if let Some(x) = unclaimed.get_mut(ui) {
-            x.critical = d;
-        }
+    for (x, &d) in out.unclaimed.iter_mut().zip(critical_unclaimed.iter()) {
+        x.critical = d;
     }
-    let mut chain_children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    chain_children.clear();
     for (vi, v) in visits.iter().enumerate() {
         if v.virtual_ {
             continue;
         }
-        if let Some(c) = v.parent.and_then(|p| chain_children.get_mut(p)) {
-            c.push(vi);
+        if let Some(p) = v.parent {
+            chain_children.push(p, vi);
         }
     }
+    chain_children.group(n);
     let name = |vi: usize| visits.get(vi).map_or("", |v| u.name(v.service));
-    let mut chain = String::new();
     if let Some(r) = root {
-        chain_of(r, &chain_children, &cstart, &name, 0, &mut chain);
+        siblings.clear();
+        let chain = &mut out.chain;
+        chain_of(r, chain_children, cstart, &name, 0, siblings, chain);
     }
-    // Visits in corrected-start order; parents re-indexed.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| {
+    // Visits in corrected-start order; parents re-indexed. The key ends in
+    // the index, so it is total and an unstable sort gives the one order.
+    order.clear();
+    order.extend(0..n);
+    order.sort_unstable_by_key(|&i| {
         (
-            get(&cstart, i),
+            get(cstart, i),
             depth.get(i).copied().unwrap_or(0),
             figs.get(i).map(|f| f.first_record),
             i,
         )
     });
-    let mut new_index = vec![0usize; n];
+    refill(new_index, n, 0);
     for (new, &old) in order.iter().enumerate() {
         if let Some(x) = new_index.get_mut(old) {
             *x = new;
         }
     }
-    let mut sorted: Vec<VisitFigures> = Vec::with_capacity(n);
-    for &old in &order {
-        if let Some(mut f) = figs.get(old).cloned() {
+    out.visits.reserve(n);
+    for &old in order.iter() {
+        if let Some(f) = figs.get(old) {
+            let mut f = f.clone();
             f.parent = f.parent.and_then(|p| new_index.get(p).copied());
-            sorted.push(f);
+            out.visits.push(f);
         }
     }
-    for uc in &mut unclaimed {
+    for uc in &mut out.unclaimed {
         uc.caller = new_index.get(uc.caller).copied().unwrap_or(uc.caller);
     }
-    Assembled {
-        id: id.to_string(),
-        start: root_start,
-        latency,
-        failed: visits.iter().any(|v| v.failed),
-        root_failed,
-        incomplete,
-        chain,
-        visits: sorted,
-        unclaimed,
-        skew_samples,
-    }
-}
-
-fn get_b(xs: &[bool], i: usize) -> bool {
-    xs.get(i).copied().unwrap_or(false)
+    out.failed = visits.iter().any(|v| v.failed);
 }
 
 #[cfg(test)]
@@ -1372,11 +1714,15 @@ mod tests {
     use super::*;
 
     /// What a visit list says, for comparing two ways of building it.
-    fn shape(vs: &[Visit]) -> Vec<(Option<usize>, Option<usize>, Vec<usize>)> {
+    fn shape(
+        build: impl Fn(&mut Vec<Visit>, &mut Vec<usize>),
+    ) -> Vec<(Option<usize>, Option<usize>, Vec<usize>)> {
+        let (mut vs, mut pool) = (Vec::new(), Vec::new());
+        build(&mut vs, &mut pool);
         let mut out: Vec<_> = vs
             .iter()
             .map(|v| {
-                let mut r = v.recs.clone();
+                let mut r = v.recs(&pool).to_vec();
                 r.sort_unstable();
                 (v.sr, v.ss, r)
             })
@@ -1386,6 +1732,28 @@ mod tests {
     }
 
     proptest! {
+        /// Grouping by service with counters gives what the sort of
+        /// (service, index) pairs gives.
+        #[test]
+        fn counting_groups_match_sorted_groups(services in proptest::collection::vec(0u32..6, 0..40)) {
+            let recs: Vec<Record> = services
+                .iter()
+                .enumerate()
+                .map(|(i, &svc)| {
+                    let mut r = Record::bare(IdKey::default(), i as i64, Record::pack_loc(0, i as u64));
+                    r.service = svc;
+                    r
+                })
+                .collect();
+            let mut counted = Scratch::default();
+            group_by_service(&recs, 6, &mut counted);
+            let mut sorted = Scratch::default();
+            group_by_service(&recs, 0, &mut sorted);
+            prop_assert_eq!(&counted.by_service, &sorted.by_service);
+            prop_assert_eq!(&counted.services, &sorted.services);
+            prop_assert!(counted.slot.iter().all(|&c| c == 0));
+        }
+
         /// The one-visit shortcut of `plain_visits` builds exactly what the
         /// general pairing builds, for any mix of records over two files.
         #[test]
@@ -1411,8 +1779,8 @@ mod tests {
                 .collect();
             let idxs: Vec<usize> = (0..recs.len()).collect();
             prop_assert_eq!(
-                shape(&plain_visits(0, &idxs, &recs)),
-                shape(&paired_visits(0, &idxs, &recs))
+                shape(|vs, pool| plain_visits(0, &idxs, &recs, vs, pool)),
+                shape(|vs, pool| paired_visits(0, &idxs, &recs, vs, pool))
             );
         }
     }
