@@ -33,6 +33,7 @@
 //!   `+0000 UTC`), and an RFC 9557 `[Zone/Name]` suffix (ignored: the offset
 //!   decides).
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -208,6 +209,9 @@ pub fn parse_timestamp(text: &str, tz: &TzSpec, time_format: Option<&str>) -> Re
         && b.first().is_some_and(u8::is_ascii_digit)
         && matches!(b.get(4), Some(b'-' | b'/'))
     {
+        if let Some(ns) = same_minute(b, tz) {
+            return ns.ok_or(TsError::Bad);
+        }
         return match scan_datetime(b) {
             Scan::Ok(c, Some(off)) => civil_to_ns(&c, off).ok_or(TsError::Bad),
             Scan::Ok(c, None) => apply_zone(&c, tz),
@@ -466,11 +470,7 @@ fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
     {
         return None;
     }
-    let mut i = 19;
-    let mut nanos = 0;
-    if matches!(b.get(i), Some(b'.' | b',')) {
-        (nanos, i) = fraction(b, i + 1)?;
-    }
+    let (nanos, offset) = fixed_tail(b)?;
     let civil = Civil {
         year,
         month,
@@ -480,9 +480,23 @@ fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
         sec,
         nanos,
     };
-    match b.get(i..)? {
-        [] => Some(Scan::Ok(civil, None)),
-        [b'Z' | b'z'] => Some(Scan::Ok(civil, Some(0))),
+    remember_minute(b, &civil);
+    Some(Scan::Ok(civil, offset))
+}
+
+/// What follows the seconds of the fixed form (from byte 19): an optional
+/// fraction, then nothing, `Z` or `±HH:MM`. (nanoseconds, offset in seconds
+/// east when there is one); `None` for anything else.
+#[inline]
+fn fixed_tail(b: &[u8]) -> Option<(u32, Option<i32>)> {
+    let mut i = 19;
+    let mut nanos = 0;
+    if matches!(b.get(i), Some(b'.' | b',')) {
+        (nanos, i) = fraction(b, i + 1)?;
+    }
+    let offset = match b.get(i..)? {
+        [] => None,
+        [b'Z' | b'z'] => Some(0),
         &[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let two = |a: u8, b: u8| {
                 let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
@@ -494,13 +508,59 @@ fn scan_datetime_fixed(b: &[u8]) -> Option<Scan> {
             }
             // hh <= 23 and mm <= 59, so this fits an i32.
             let secs = (hh * 3600 + mm * 60) as i32;
-            Some(Scan::Ok(
-                civil,
-                Some(if sign == b'-' { -secs } else { secs }),
-            ))
+            Some(if sign == b'-' { -secs } else { secs })
         }
-        _ => None,
+        _ => return None,
+    };
+    Some((nanos, offset))
+}
+
+thread_local! {
+    /// The minute of the last fixed-form timestamp read on this thread: its
+    /// first 16 bytes (`YYYY-MM-DDTHH:MM`) and that minute's start in
+    /// seconds since the epoch, as written (before any offset). Lines of a
+    /// log mostly share their minute with the line before.
+    static LAST_MINUTE: Cell<Option<([u8; 16], i64)>> = const { Cell::new(None) };
+}
+
+/// Remembers the minute of a timestamp that the fixed form read as `c`.
+#[inline]
+fn remember_minute(b: &[u8], c: &Civil) {
+    if let Some(prefix) = b.get(..16).and_then(|p| <[u8; 16]>::try_from(p).ok()) {
+        let days = days_from_civil(i64::from(c.year), c.month, c.day);
+        let secs = days * 86_400 + i64::from(c.hour * 3600 + c.min * 60);
+        LAST_MINUTE.with(|m| m.set(Some((prefix, secs))));
     }
+}
+
+/// A fixed-form timestamp in the same minute as the last one read on this
+/// thread: only its seconds, fraction and zone are read, which gives what
+/// [`scan_datetime_fixed`] then [`civil_to_ns`] give. `None` when it is not
+/// such a timestamp (or its zone comes from a named or local `tz`); then the
+/// full path decides. `Some(None)` when it overflows.
+#[inline]
+fn same_minute(b: &[u8], tz: &TzSpec) -> Option<Option<i64>> {
+    let prefix = <[u8; 16]>::try_from(b.get(..16)?).ok()?;
+    let (last, minute) = LAST_MINUTE.with(Cell::get)?;
+    if prefix != last || b.get(16) != Some(&b':') {
+        return None;
+    }
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
+    let sec = u32::from(digit(17)?) * 10 + u32::from(digit(18)?);
+    if sec > 60 {
+        return None;
+    }
+    let (nanos, offset) = fixed_tail(b)?;
+    let offset = match (offset, tz) {
+        (Some(o), _) => o,
+        (None, TzSpec::Utc) => 0,
+        (None, TzSpec::Fixed(o)) => o.local_minus_utc(),
+        (None, TzSpec::Local | TzSpec::Named(_)) => return None,
+    };
+    let secs = minute + i64::from(sec) - i64::from(offset);
+    // As in civil_to_ns: exact in i64 unless near its ends, then in i128.
+    let ns = i128::from(secs) * i128::from(NS_PER_SEC) + i128::from(nanos);
+    Some(i64::try_from(ns).ok())
 }
 
 fn scan_datetime_opt(b: &[u8]) -> Option<Scan> {
@@ -1840,6 +1900,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A timestamp read right after another of the same minute (the
+        /// cached minute's shortcut) gives what it gives on its own.
+        #[test]
+        fn same_minute_shortcut_changes_nothing(
+            prev_sec in 0u32..62,
+            sec in 0u32..62,
+            frac in prop::sample::select(vec!["", ".5", ".123456789", ",25", ".1234567891", ".", ".x"]),
+            zone in prop::sample::select(vec!["", "Z", "z", "+02:00", "-05:30", "+24:00", "+0200", " UTC", "Zz"]),
+            sep in prop::sample::select(vec!["T", "t", " "]),
+            tz in prop::sample::select(vec!["UTC", "+03:00", "Europe/Paris"]),
+            date in prop::sample::select(vec!["2024-05-01", "2024-02-29", "2023-02-29", "9999-12-31", "1970-01-01"]),
+        ) {
+            let tz: TzSpec = tz.parse().unwrap();
+            let prev = format!("{date}{sep}23:59:{prev_sec:02}Z");
+            let text = format!("{date}{sep}23:59:{sec:02}{frac}{zone}");
+            LAST_MINUTE.with(|m| m.set(None));
+            let alone = parse_timestamp(&text, &tz, None);
+            let _ = parse_timestamp(&prev, &tz, None);
+            let after = parse_timestamp(&text, &tz, None);
+            prop_assert_eq!(after, alone, "{} after {}", text, prev);
+        }
 
         /// The fast path agrees with chrono's RFC 3339 parser on valid input,
         /// and the other spellings (space, comma, ±HHMM, ±HH) agree with it.
