@@ -196,17 +196,21 @@ impl Partitioner {
         parts
             .par_iter_mut()
             .for_each_init(SortScratch::default, |scratch, part| {
-                part.copy_range(0..part.len, &mut scratch.records);
-                let mut at = 0usize;
-                for &(chunk, n) in &part.runs {
-                    let end = at + n as usize;
-                    for r in scratch.records.get_mut(at..end).into_iter().flatten() {
-                        *r = remap(chunk as usize, *r);
+                // Remapped in place, run by run (each run knows its chunk).
+                let mut runs = part.runs.iter();
+                let (mut chunk, mut left) = (0u32, 0u32);
+                for r in part.blocks.iter_mut().flat_map(|b| b.iter_mut()) {
+                    while left == 0 {
+                        match runs.next() {
+                            Some(&(c, n)) => (chunk, left) = (c, n),
+                            None => break,
+                        }
                     }
-                    at = end;
+                    *r = remap(chunk as usize, *r);
+                    left = left.saturating_sub(1);
                 }
                 part.runs = Vec::new();
-                scratch.sort();
+                scratch.sort(&part.blocks);
                 part.request_starts = std::mem::take(&mut scratch.starts);
                 for (block, sorted) in part.blocks.iter_mut().zip(scratch.sorted.chunks(BLOCK)) {
                     block.clear();
@@ -220,10 +224,11 @@ impl Partitioner {
 /// A worker's buffers for sorting one partition.
 #[derive(Default)]
 struct SortScratch {
-    /// The partition's records, in any order.
-    records: Vec<Record>,
-    /// The same records sorted by (request, ts, file, offset).
+    /// The partition's records sorted by (request, ts, file, offset).
     sorted: Vec<Record>,
+    /// Per place in `sorted`, the index of the record it takes (in block
+    /// order).
+    source: Vec<u32>,
     /// Per request (in order of first appearance): its key and its count.
     requests: Vec<(IdKey, usize)>,
     /// Request key → index in `requests`.
@@ -235,17 +240,18 @@ struct SortScratch {
 }
 
 impl SortScratch {
-    /// Sorts `records` into `sorted`: a hash pass groups the records by
-    /// request (a few hundred to a few thousand requests per partition),
-    /// the requests are sorted by key, the records placed request by
-    /// request, and each request's handful of records sorted by (ts, loc).
-    /// Linear in the records, where one comparison sort over 56-byte
-    /// records cost several times more.
-    fn sort(&mut self) {
+    /// Sorts the records of `blocks` into `sorted`: a hash pass groups the
+    /// records by request (a few hundred to a few thousand requests per
+    /// partition), the requests are sorted by key, each record's place is
+    /// computed and the records gathered into it (the blocks are read in
+    /// place, not copied first), and each request's handful of records is
+    /// sorted by (ts, loc). Linear in the records, where one comparison sort
+    /// over 56-byte records cost several times more.
+    fn sort(&mut self, blocks: &[Vec<Record>]) {
         self.requests.clear();
         self.index.clear();
         self.of.clear();
-        for r in &self.records {
+        for r in blocks.iter().flatten() {
             let next = self.requests.len() as u32;
             let k = *self.index.entry(r.req()).or_insert(next);
             if k == next {
@@ -269,17 +275,26 @@ impl SortScratch {
                 at += q.1;
             }
         }
-        self.sorted.clear();
-        self.sorted.extend_from_slice(&self.records);
+        // Each record's place, then the records gathered place by place.
+        self.source.clear();
+        self.source.resize(self.of.len(), 0);
         let mut next = start.clone();
-        for (r, &k) in self.records.iter().zip(&self.of) {
+        for (i, &k) in self.of.iter().enumerate() {
             if let Some(n) = next.get_mut(k as usize) {
-                if let Some(slot) = self.sorted.get_mut(*n) {
-                    *slot = *r;
+                if let Some(slot) = self.source.get_mut(*n) {
+                    *slot = i as u32;
                 }
                 *n += 1;
             }
         }
+        self.sorted.clear();
+        self.sorted.extend(self.source.iter().filter_map(|&i| {
+            let i = i as usize;
+            blocks
+                .get(i / BLOCK)
+                .and_then(|b| b.get(i % BLOCK))
+                .copied()
+        }));
         for (&s, q) in start.iter().zip(&self.requests) {
             if let Some(run) = self.sorted.get_mut(s..s + q.1) {
                 run.sort_unstable_by_key(|r| (r.ts, r.loc));
