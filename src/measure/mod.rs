@@ -331,11 +331,11 @@ impl Stats {
         for s in logged {
             *self.requests_per_service.entry(s).or_insert(0) += 1;
         }
-        if !self.chains.contains_key(&a.chain) {
-            self.chains.insert(a.chain.clone(), ChainStats::default());
-        }
-        let Some(chain) = self.chains.get_mut(&a.chain) else {
-            return;
+        // One search when the chain is known (nearly always); the key is
+        // copied only for a new chain.
+        let chain = match self.chains.get_mut(&a.chain) {
+            Some(chain) => chain,
+            None => self.chains.entry(a.chain.clone()).or_default(),
         };
 
         chain.requests += 1;
