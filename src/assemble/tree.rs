@@ -215,6 +215,16 @@ fn pair_up(
     left.append(stack);
 }
 
+/// The server events among the records `idxs`, in their order: (index,
+/// role).
+fn server_events<'r>(
+    idxs: &'r [usize],
+    recs: &'r [Record],
+) -> impl Iterator<Item = (usize, Server)> + 'r {
+    idxs.iter()
+        .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
+}
+
 /// Visits of one service without span IDs: sr/ss pairing per file, then
 /// across files; other records join the innermost containing visit. The
 /// visits go to `out`, their records to `pool`.
@@ -225,14 +235,10 @@ fn plain_visits(
     out: &mut Vec<Visit>,
     pool: &mut Vec<usize>,
 ) {
-    let roles = || {
-        idxs.iter()
-            .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
-    };
     // The usual case — no server event, a lone one, or one sr before one
     // ss — is a single visit holding every record (the general path below
     // gives the same).
-    let mut first3 = roles();
+    let mut first3 = server_events(idxs, recs);
     let single = match (first3.next(), first3.next(), first3.next()) {
         (None, _, _) => Some((None, None)),
         (Some((i, Server::Recv(_))), None, _) => Some((Some(i), None)),
@@ -263,10 +269,7 @@ fn paired_visits(
     pool: &mut Vec<usize>,
 ) {
     // `idxs` ascend, so `servers` does too.
-    let servers: Vec<(usize, Server)> = idxs
-        .iter()
-        .filter_map(|&i| recs.get(i).and_then(server_role).map(|s| (i, s)))
-        .collect();
+    let servers: Vec<(usize, Server)> = server_events(idxs, recs).collect();
     if servers.is_empty() {
         let v = Visit::new(service);
         push_drafts(vec![(v, idxs.to_vec())], out, pool);
