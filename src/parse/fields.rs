@@ -647,7 +647,7 @@ pub(crate) fn less_mask(w: u64, n: u8) -> u64 {
 
 /// Whether a value's text counts as absent: empty or whitespace only.
 #[inline]
-fn is_blank_text(s: &str) -> bool {
+pub(crate) fn is_blank_text(s: &str) -> bool {
     match s.as_bytes().first() {
         None => true,
         Some(&b) if b > b' ' && b < 0x80 => false,
@@ -743,6 +743,9 @@ pub struct Collector<'s, 'a> {
     /// [`FieldValue::name_index`] that [`Collector::beats`] reads without
     /// touching the values).
     best: [u32; ROLE_COUNT],
+    /// Plans of flat JSON lines by their keys ([`super::json`]), kept here
+    /// because they hold for this collector's schema only.
+    pub(crate) shapes: super::json::Shapes,
 }
 
 impl<'s, 'a> Collector<'s, 'a> {
@@ -755,6 +758,7 @@ impl<'s, 'a> Collector<'s, 'a> {
             invalid: 0,
             filled: 0,
             best: [0; ROLE_COUNT],
+            shapes: super::json::Shapes::default(),
         }
     }
 
@@ -774,6 +778,20 @@ impl<'s, 'a> Collector<'s, 'a> {
         self.filled = 0;
         self.exact = 0;
         self.invalid = 0;
+    }
+
+    /// Makes `value` the winner of `role` (a plan that already knows the
+    /// winner, see [`super::json`]).
+    #[inline]
+    pub(crate) fn set(&mut self, role: Role, value: FieldValue<'a>) {
+        let bit = 1 << role.index();
+        if let Some(slot) = self.fields.values.get_mut(role.index()) {
+            if let Some(best) = self.best.get_mut(role.index()) {
+                *best = u32::try_from(value.name_index).unwrap_or(u32::MAX);
+            }
+            *slot = Some(value);
+            self.filled |= bit;
+        }
     }
 
     /// Replaces the candidates with `fields` (a format that has no
