@@ -878,8 +878,8 @@ fn flat_members(b: &[u8], index: &IndexedLine, members: &mut Vec<Member>) -> Opt
         let words = key_words(b, key.start, key.end);
         hash = (hash.rotate_left(5) ^ words.0 ^ words.1 ^ (key.end - key.start) as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // Lines are at most 1 KiB here, so positions fit in a u32.
-        let pos = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        // Indexed lines are at most 1 KiB, so the casts are lossless.
+        let pos = |x: usize| x as u32;
         members.push(Member {
             key: (pos(key.start), pos(key.end)),
             words,
