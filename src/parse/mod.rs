@@ -533,12 +533,12 @@ fn compact_id(text: &str) -> Option<IdKey> {
             if [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
                 return None;
             }
-            let v0 = hex8(word(0)?)?;
-            let v1 = hex8(half(9)? | half(14)? << 32)?;
-            let v2 = hex8(half(19)? | half(24)? << 32)?;
-            let v3 = hex8(word(28)?)?;
-            let v = u128::from(v0) << 96 | u128::from(v1) << 64 | u128::from(v2) << 32;
-            (crate::model::TAG_UUID, v | u128::from(v3))
+            let hi = hex16(word(0)?, half(9)? | half(14)? << 32)?;
+            let lo = hex16(half(19)? | half(24)? << 32, word(28)?)?;
+            (
+                crate::model::TAG_UUID,
+                u128::from(hi) << 64 | u128::from(lo),
+            )
         }
         len @ 1..=32 => {
             // A short first group, padded with leading zeros, then whole
@@ -585,6 +585,48 @@ fn hex8(w: u64) -> Option<u32> {
     let n = ((n >> 8) | n) & 0x0000_FFFF_0000_FFFF;
     let n = ((n >> 16) | n) & 0x0000_0000_FFFF_FFFF;
     Some(n as u32)
+}
+
+/// The value of sixteen lowercase hex digits, eight in `first` and eight
+/// in `second` (each as loaded from text, first digit in the low byte), or
+/// None when any byte is not one: SSE2 on x86-64 (through `safe_arch`),
+/// [`hex8`] twice elsewhere.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn hex16(first: u64, second: u64) -> Option<u64> {
+    use safe_arch::{
+        add_i8_m128i, bitand_m128i, bitor_m128i, cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i,
+        move_mask_i8_m128i, pack_i16_to_u8_m128i, set_splat_i8_m128i, set_splat_i16_m128i,
+        shl_imm_u16_m128i, shr_imm_u16_m128i,
+    };
+    let splat = |c: u8| set_splat_i8_m128i(i8::from_ne_bytes([c]));
+    let v = m128i::from([first, second]);
+    // Bytes of 0x80 and above are negative here, so never in a range.
+    let within = |lo: u8, hi: u8| {
+        bitand_m128i(
+            cmp_gt_mask_i8_m128i(v, splat(lo - 1)),
+            cmp_lt_mask_i8_m128i(v, splat(hi + 1)),
+        )
+    };
+    let letter = within(b'a', b'f');
+    if move_mask_i8_m128i(bitor_m128i(within(b'0', b'9'), letter)) != 0xFFFF {
+        return None;
+    }
+    // Nibbles: the low four bits, plus 9 for letters.
+    let nibbles = add_i8_m128i(bitand_m128i(v, splat(0x0F)), bitand_m128i(letter, splat(9)));
+    // Each 16-bit lane holds a digit pair, the first (high) digit in its
+    // low byte: high << 4 | low, then the lanes packed to bytes.
+    let high = shl_imm_u16_m128i::<4>(bitand_m128i(nibbles, set_splat_i16_m128i(0x00FF)));
+    let pairs = bitor_m128i(high, shr_imm_u16_m128i::<8>(nibbles));
+    let [bytes, _] = <[u64; 2]>::from(pack_i16_to_u8_m128i(pairs, pairs));
+    // The first pair is the most significant byte.
+    Some(bytes.swap_bytes())
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn hex16(first: u64, second: u64) -> Option<u64> {
+    Some(u64::from(hex8(first)?) << 32 | u64::from(hex8(second)?))
 }
 
 /// [`Kind::from_value`] of a trimmed value, the four canonical spellings
@@ -1071,6 +1113,8 @@ mod tests {
                 "[0-9a-fA-FxX-]{1,40}",
                 "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
                 "[0-9a-g]{8}[-_][0-9a-f]{4}-[0-9A-f]{4}-[0-9a-f]{4}[-x][0-9a-f]{12}",
+                // Canonical shape, digits next to the hex ranges' edges.
+                "[0-9a-f/:@`g\u{80}\u{e9}]{8}-[0-9a-f/:`g]{4}-[0-9a-f:@]{4}-[0-9a-f`g]{4}-[0-9a-f/:@`g]{12}",
                 "[/:@`{0-9a-f\u{e9}G-]{30,37}",
                 ".{0,40}",
             ],
