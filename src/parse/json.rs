@@ -1447,6 +1447,31 @@ mod tests {
         assert_eq!(parse_json(too.as_bytes(), &s), Err(LineError::Parse));
     }
 
+    /// Keys longer than 16 bytes that share their length, first eight and
+    /// last eight bytes are still told apart by the flat-line plans.
+    #[test]
+    fn flat_plans_tell_long_keys_apart() {
+        let s = Schema::new(&[(Role::RequestId, vec!["request_id_AAAA_trace_id".into()])]);
+        let lines = [
+            r#"{"ts":1,"request_id_AAAA_trace_id":"yes"}"#,
+            r#"{"ts":1,"request_id_BBBB_trace_id":"no"}"#,
+            r#"{"ts":1,"request_id_AAAA_trace_id":"again"}"#,
+            r#"{"ts":1,"request_id_BBBB_trace_id":"no"}"#,
+        ];
+        let mut c = Collector::new(&s);
+        let got: Vec<Option<String>> = lines
+            .iter()
+            .map(|l| {
+                parse_json_into(l.as_bytes(), &mut c).unwrap();
+                let f = c.result().unwrap();
+                f.get(Role::RequestId).map(|v| v.text.to_string())
+            })
+            .collect();
+        assert_eq!(got, [Some("yes".into()), None, Some("again".into()), None]);
+        // Both shapes were planned, neither confused with the other.
+        assert_eq!(c.shapes.plans.len(), 2);
+    }
+
     #[test]
     fn is_json_object_checks_structure_only() {
         assert!(is_json_object(br#"{"a":"b=c"}"#));
