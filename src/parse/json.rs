@@ -499,10 +499,16 @@ fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError>
     if b.len() <= INDEX_WORDS * 64 {
         match IndexedLine::new(b) {
             Some(indexed) => {
-                if scan_flat(b, c, &indexed) {
-                    return Ok(());
+                // Plans pay off only for a collector that reads many lines
+                // (a chunk's); one made for a single line reads it the
+                // general way.
+                if c.shapes.warm {
+                    if scan_flat(b, c, &indexed) {
+                        return Ok(());
+                    }
+                    c.reset();
                 }
-                c.reset();
+                c.shapes.warm = true;
                 scan_object(b, c, &indexed)
             }
             None => scan_object(b, c, &AnyLine),
@@ -664,6 +670,9 @@ fn key_words(b: &[u8], start: usize, end: usize) -> (u64, u64) {
 /// value.
 #[derive(Debug, Default)]
 pub(crate) struct Shapes {
+    /// Set once the collector has read a line: from its second line on, it
+    /// reads by plans.
+    warm: bool,
     plans: Vec<Plan>,
     /// Where the next plan goes once `plans` is full.
     next: usize,
