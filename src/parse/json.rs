@@ -500,12 +500,15 @@ fn scan<'s, 'a>(b: &'a [u8], c: &mut Collector<'s, 'a>) -> Result<(), LineError>
         match IndexedLine::new(b) {
             Some(indexed) => {
                 // Plans pay off only for a collector that reads many lines
-                // (a chunk's); one made for a single line reads it the
-                // general way.
-                if c.shapes.warm {
+                // (a chunk's) and mostly flat ones: one made for a single
+                // line, or whose lines keep falling back (nested objects in
+                // every line), reads them the general way.
+                if c.shapes.worth_trying() {
                     if scan_flat(b, c, &indexed) {
+                        c.shapes.misses = 0;
                         return Ok(());
                     }
+                    c.shapes.misses += 1;
                     c.reset();
                 }
                 c.shapes.warm = true;
@@ -616,6 +619,10 @@ fn scan_object<'s, 'a>(
 /// Most members a line may have for [`scan_flat`].
 const FLAT_MEMBERS: usize = 64;
 
+/// Lines in a row that may fall back from the plans before a collector
+/// stops trying them.
+const GIVE_UP: u32 = 64;
+
 /// Most plans a collector keeps (a log file has a handful of line shapes).
 const SHAPES: usize = 16;
 
@@ -673,10 +680,22 @@ pub(crate) struct Shapes {
     /// Set once the collector has read a line: from its second line on, it
     /// reads by plans.
     warm: bool,
+    /// Lines in a row that were tried and were not flat.
+    misses: u32,
     plans: Vec<Plan>,
     /// Where the next plan goes once `plans` is full.
     next: usize,
     members: Vec<Member>,
+}
+
+impl Shapes {
+    /// Whether the next line should try a plan: from the second line on,
+    /// until [`GIVE_UP`] lines in a row were not flat (then the rest of
+    /// the chunk is read the general way).
+    #[inline]
+    fn worth_trying(&self) -> bool {
+        self.warm && self.misses < GIVE_UP
+    }
 }
 
 /// The plan of one key sequence.
@@ -1479,6 +1498,29 @@ mod tests {
         assert_eq!(got, [Some("yes".into()), None, Some("again".into()), None]);
         // Both shapes were planned, neither confused with the other.
         assert_eq!(c.shapes.plans.len(), 2);
+    }
+
+    /// A collector whose lines keep being nested stops trying plans, and
+    /// reads every line, before and after, as the general scan does.
+    #[test]
+    fn nested_lines_turn_plans_off() {
+        let s = Schema::default();
+        let nested = r#"{"ts":"2024-05-01T10:00:00Z","log":{"level":"error"},"request_id":"r1"}"#;
+        let flat = r#"{"ts":"2024-05-01T10:00:00Z","level":"info","request_id":"r2"}"#;
+        let lines: Vec<&str> = std::iter::repeat_n(nested, GIVE_UP as usize + 1)
+            .chain([flat, nested, flat])
+            .collect();
+        let mut c = Collector::new(&s);
+        for (k, line) in lines.iter().enumerate() {
+            parse_json_into(line.as_bytes(), &mut c).unwrap();
+            let got = c.result().cloned();
+            assert_eq!(got, parse_json(line.as_bytes(), &s), "line {k}");
+            let level = got.unwrap().get(Role::Level).map(|v| v.text.to_string());
+            let want = if line == &nested { "error" } else { "info" };
+            assert_eq!(level.as_deref(), Some(want));
+        }
+        assert!(!c.shapes.worth_trying());
+        assert!(c.shapes.plans.is_empty());
     }
 
     #[test]
