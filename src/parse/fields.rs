@@ -692,6 +692,12 @@ impl<'a> LineText<'a> {
         }
     }
 
+    /// Whether the whole line is valid UTF-8.
+    #[inline]
+    pub(crate) fn is_utf8(&self) -> bool {
+        self.text.is_some()
+    }
+
     /// The value at `start..end`, borrowed from the line.
     #[inline]
     pub(crate) fn value(&self, start: usize, end: usize, kind: ValueKind) -> Offered<'a> {

@@ -774,47 +774,50 @@ impl Plan {
 /// text that is not UTF-8, anything unusual), which the general scan then
 /// reads.
 fn scan_flat<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>, index: &IndexedLine) -> bool {
-    let mut members = std::mem::take(&mut c.shapes.members);
+    // The plans are the collector's, taken out while they serve it.
+    let mut shapes = std::mem::take(&mut c.shapes);
     let mut done = false;
-    if let Some(hash) = flat_members(b, index, &mut members) {
+    if let Some(hash) = flat_members(b, index, &mut shapes.members) {
         let line = LineText::new(b);
-        if line.str_at(0, b.len()).is_some() {
-            let at = plan_for(c, hash, b, &members);
-            let plans = std::mem::take(&mut c.shapes.plans);
-            if let Some(plan) = plans.get(at) {
-                follow(plan, &line, &members, c);
+        if line.is_utf8() {
+            let at = shapes.plan_for(hash, b, c.schema());
+            if let Some(plan) = shapes.plans.get(at) {
+                follow(plan, &line, &shapes.members, c);
+                done = true;
             }
-            c.shapes.plans = plans;
-            done = true;
         }
     }
-    c.shapes.members = members;
+    c.shapes = shapes;
     done
 }
 
-/// The index of the plan of `members`' keys in the collector's cache,
-/// made if needed.
-fn plan_for(c: &mut Collector<'_, '_>, hash: u64, b: &[u8], members: &[Member]) -> usize {
-    let schema = c.schema();
-    let shapes = &mut c.shapes;
-    if let Some(at) = shapes
-        .plans
-        .iter()
-        .position(|p| p.hash == hash && p.matches(b, members))
-    {
-        return at;
+impl Shapes {
+    /// Where in `plans` the plan of the keys of `self.members` (a line's,
+    /// hashed to `hash`) is, made if needed.
+    fn plan_for(&mut self, hash: u64, b: &[u8], schema: &Schema) -> usize {
+        let members = &self.members;
+        match self
+            .plans
+            .iter()
+            .position(|p| p.hash == hash && p.matches(b, members))
+        {
+            Some(at) => at,
+            None => {
+                let plan = Plan::new(hash, b, members, schema);
+                if self.plans.len() < SHAPES {
+                    self.plans.push(plan);
+                    self.plans.len() - 1
+                } else {
+                    let at = self.next % SHAPES;
+                    self.next = self.next.wrapping_add(1);
+                    if let Some(slot) = self.plans.get_mut(at) {
+                        *slot = plan;
+                    }
+                    at
+                }
+            }
+        }
     }
-    let plan = Plan::new(hash, b, members, schema);
-    if shapes.plans.len() < SHAPES {
-        shapes.plans.push(plan);
-        return shapes.plans.len() - 1;
-    }
-    let at = shapes.next % SHAPES;
-    shapes.next = shapes.next.wrapping_add(1);
-    if let Some(slot) = shapes.plans.get_mut(at) {
-        *slot = plan;
-    }
-    at
 }
 
 /// Gives each role of `plan` its first usable value.
