@@ -433,6 +433,7 @@ impl Buckets {
 
     /// Adds `n` occurrences of `ns`.
     fn add(&mut self, ns: i64, n: u64) {
+        let index = bucket_index(ns.unsigned_abs());
         let store = match ns.signum() {
             0 => {
                 self.zero = self.zero.saturating_add(n);
@@ -440,7 +441,6 @@ impl Buckets {
             }
             -1 => &mut self.neg,
             _ => {
-                let index = bucket_index(ns.unsigned_abs());
                 if let Some(slot) = self.slot(index) {
                     *slot = slot.saturating_add(n);
                     return;
@@ -448,7 +448,7 @@ impl Buckets {
                 &mut self.pos
             }
         };
-        add_sparse(store, bucket_index(ns.unsigned_abs()), n);
+        add_sparse(store, index, n);
     }
 
     /// The window's count of positive bucket `index`, if the window has it.
