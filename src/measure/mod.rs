@@ -288,7 +288,7 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 impl Stats {
     /// Folds one request in. Incomplete requests count only in `requests`
     /// unless `include_incomplete`. `id` is the request's ID (`a.id` may be
-    /// empty, see [`crate::assemble::assemble_unnamed`]).
+    /// empty, see [`crate::assemble::assemble_unnamed_into`]).
     pub fn add(&mut self, a: &Assembled, id: &LazyId<'_>, include_incomplete: bool) {
         let r = &mut self.requests;
         r.total += 1;
