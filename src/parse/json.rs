@@ -13,7 +13,7 @@
 //! Flat lines (one object of scalar values, the usual log line) take a
 //! shorter path: their members are found with a SIMD index of the quotes,
 //! and the winner of each role follows from a plan made once per key
-//! sequence ([`Shapes`]) instead of a lookup and a comparison per key.
+//! sequence (`Shapes`) instead of a lookup and a comparison per key.
 
 use std::borrow::Cow;
 
