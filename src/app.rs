@@ -403,9 +403,6 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
                 reader: readers.get(*i).unwrap_or(&default_reader),
             };
             let data = src.get(range.clone()).unwrap_or_default();
-            if let Some(s) = source {
-                s.prefetch(range.clone());
-            }
             let buffer = RECORD_BUFFER.with(|b| b.take());
             let mut parsed =
                 parse::parse_chunk_into(data, range.start as u64, &ctx, &rules, buffer);

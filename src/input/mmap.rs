@@ -34,17 +34,6 @@ pub(crate) fn map(file: &File) -> io::Result<Option<Mmap>> {
     Ok(Some(map))
 }
 
-/// Asks the kernel to populate the page tables for `range` now
-/// (`MADV_POPULATE_READ`, Linux 5.14+). Errors — an older kernel, a range
-/// past the end — are ignored: the pages then fault in as they are read.
-pub(crate) fn prefetch(map: &Mmap, range: std::ops::Range<usize>) {
-    let len = range.end.saturating_sub(range.start);
-    if len == 0 || range.end > map.len() {
-        return;
-    }
-    let _ = map.advise_range(memmap2::Advice::PopulateRead, range.start, len);
-}
-
 /// Tells the kernel that the pages of `range` are no longer needed, so they
 /// stop counting in the process's resident memory once parsed (STYLE habit
 /// 5). Errors are ignored: releasing is only an optimisation.
@@ -90,11 +79,6 @@ mod tests {
         let map = map(&file).unwrap().unwrap();
         release(&map, 5000..300_000);
         release(&map, 0..usize::MAX); // out of range: ignored
-        assert_eq!(&map[..], &body[..]);
-        // Prefetching changes no byte either, in range or not.
-        prefetch(&map, 4096..200_000);
-        prefetch(&map, 0..usize::MAX);
-        prefetch(&map, 10..10);
         assert_eq!(&map[..], &body[..]);
     }
 

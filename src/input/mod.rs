@@ -50,14 +50,6 @@ impl Deref for Source {
 }
 
 impl Source {
-    /// Maps in the page-table entries of a byte range about to be parsed,
-    /// in one call instead of a page fault every few pages.
-    pub fn prefetch(&self, range: std::ops::Range<usize>) {
-        if let Source::Mmap(m) = self {
-            mmap::prefetch(m, range);
-        }
-    }
-
     /// Releases the resident pages of a parsed byte range of a mapped file,
     /// so memory follows the records kept rather than the input's size. A
     /// heap buffer is left as it is.
