@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::group::{self, Grouped};
 use crate::input::{self, InputFile, ServiceFrom, Source};
 use crate::measure::{LazyId, Stats};
-use crate::model::{Interner, Record};
+use crate::model::{Interner, Record, SymId};
 use crate::parse::detect::{self, LineFormat};
 use crate::parse::fields::Schema;
 use crate::parse::{self, FileContext, FileFormat, FileReader, LineRules, ParseStats};
@@ -582,6 +582,9 @@ pub struct Piece {
     pub start: i64,
     /// Inside `--since`/`--until`.
     pub selected: bool,
+    /// Its figures were taken in the first pass, on raw times (it holds no
+    /// service pair forecast to be skewed; see [`prepare_measured`]).
+    pub measured: bool,
 }
 
 fn resolve_bound(b: &Option<TimeBound>, newest: Option<i64>) -> Option<i64> {
@@ -636,9 +639,16 @@ impl Prepared {
     /// Folds every selected request into the report statistics, partition
     /// by partition (each copied once into a worker's buffer).
     pub fn stats(&self, include_incomplete: bool) -> Stats {
+        let mut stats = self.measure(include_incomplete, |_| true);
+        stats.requests.split = self.split;
+        stats
+    }
+
+    /// The statistics of the selected pieces that `wanted` keeps, assembled
+    /// with the measured offsets.
+    fn measure(&self, include_incomplete: bool, wanted: impl Fn(&Piece) -> bool + Sync) -> Stats {
         let records = &self.loaded.records;
-        let mut stats = self
-            .part_pieces
+        self.part_pieces
             .par_iter()
             .enumerate()
             // Few accumulators: each one's histograms are merged at the
@@ -649,7 +659,7 @@ impl Prepared {
                 || (Stats::default(), Assembled::default()),
                 |(mut st, mut a), (part, pieces)| {
                     for p in self.pieces.get(pieces.clone()).unwrap_or_default() {
-                        if !p.selected {
+                        if !p.selected || !wanted(p) {
                             continue;
                         }
                         let slice = records.slice(part, p.range.clone());
@@ -663,24 +673,160 @@ impl Prepared {
                 },
             )
             .map(|(st, _)| st)
-            .reduce(Stats::default, |mut a, b| {
-                a.merge(b);
-                a
-            });
-        stats.requests.split = self.split;
-        stats
+            .reduce(Stats::default, merged)
     }
 }
 
+/// `a` with `b` merged in (statistics merge exactly, in any order).
+fn merged(mut a: Stats, b: Stats) -> Stats {
+    a.merge(b);
+    a
+}
+
+/// Requests per partition that [`forecast_skew`] assembles: about 2,000 in
+/// all, 1 % of a 1 GB run's.
+const FORECAST_PER_PARTITION: usize = 8;
+
 /// Cuts the records into requests and measures clock skew on a first pass
-/// over raw times.
+/// over raw times; every figure is left to the second pass
+/// ([`Prepared::stats`], or one request at a time for traces).
 pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
+    first_pass(cfg, loaded, None).0
+}
+
+/// [`prepare`] and [`Prepared::stats`] in fewer passes. Skew moves only
+/// the requests that hold both services of a pair whose offset is applied;
+/// the others come out of the second pass exactly as they are on raw times.
+/// So a forecast on a sample of requests names the pairs likely to be
+/// applied, and the first pass measures every request that holds none of
+/// them. Only those that do are assembled again, with the offsets. When
+/// the measured offsets apply a pair the forecast missed, the first pass's
+/// figures are dropped and every request is measured again: the result is
+/// the same either way, only the time differs. Without skew in the logs
+/// (or with `--skew off`) this is a single pass.
+pub fn prepare_measured(cfg: &Config, loaded: Loaded) -> (Prepared, Stats) {
+    prepare_with_forecast(cfg, loaded, FORECAST_PER_PARTITION)
+}
+
+/// [`prepare_measured`] with the forecast's sample size given.
+fn prepare_with_forecast(cfg: &Config, loaded: Loaded, per_partition: usize) -> (Prepared, Stats) {
+    let t = Instant::now();
+    let forecast = forecast_skew(cfg, &loaded, per_partition);
+    let (prepared, first) = first_pass(cfg, loaded, Some(&forecast));
+    stage_timing("assemble (skew forecast, first pass)", t);
+    if std::env::var_os("HOPSCOPE_TIMING").is_some() {
+        let measured = prepared.pieces.iter().filter(|p| p.measured).count();
+        eprintln!(
+            "timing: {} pair(s) forecast skewed; {measured} of {} requests measured in the first pass",
+            forecast.len(),
+            prepared.pieces.len()
+        );
+    }
+    let t = Instant::now();
+    let forecast_held = prepared
+        .skew_pairs
+        .iter()
+        .filter(|p| p.applied)
+        .all(|p| forecast.contains(&(p.from, p.to)));
+    let mut stats = match first {
+        Some(first) if forecast_held => merged(
+            first,
+            prepared.measure(cfg.include_incomplete, |p| !p.measured),
+        ),
+        _ => prepared.measure(cfg.include_incomplete, |_| true),
+    };
+    stats.requests.split = prepared.split;
+    stage_timing("assemble + measure (second pass)", t);
+    (prepared, stats)
+}
+
+/// The service pairs whose skew offset a sample of requests (the first
+/// `per_partition` of every partition) puts at half the threshold or more:
+/// the pairs likely to be applied once every request is measured. Empty
+/// with `--skew off`, which applies none.
+fn forecast_skew(cfg: &Config, loaded: &Loaded, per_partition: usize) -> Vec<(SymId, SymId)> {
+    if !cfg.skew || per_partition == 0 {
+        return Vec::new();
+    }
+    let opts = AssembleOptions {
+        skew: cfg.skew,
+        max_visits: cfg.max_visits,
+        skew_pass: true,
+    };
+    let records = &loaded.records;
+    let u = &loaded.universe;
+    let samples = (0..records.partitions())
+        .into_par_iter()
+        .map(|part| {
+            let mut samples = SkewSamples::default();
+            let mut a = Assembled::default();
+            for range in records.requests(part).take(per_partition) {
+                let request = records.slice(part, range);
+                assemble::assemble_unnamed_into(&request, u, None, &opts, &mut a);
+                if a.incomplete.is_none() {
+                    for &(from, to, v) in &a.skew_samples {
+                        samples.add(from, to, v);
+                    }
+                }
+            }
+            samples
+        })
+        .reduce(SkewSamples::default, |mut a, b| {
+            a.merge(b);
+            a
+        });
+    let (pairs, _) = samples.resolve(true, cfg.skew_threshold / 2);
+    pairs
+        .into_iter()
+        .filter(|p| p.applied)
+        .map(|p| (p.from, p.to))
+        .collect()
+}
+
+/// Whether `records` hold both services of one of `pairs` (conservatively
+/// true for service ids past 63, which the bit set does not cover).
+fn holds_a_pair(records: &[Record], pairs: &[(SymId, SymId)]) -> bool {
+    if pairs.is_empty() {
+        return false;
+    }
+    let mut seen = 0u64;
+    for r in records {
+        match 1u64.checked_shl(r.service) {
+            Some(bit) => seen |= bit,
+            None => return true,
+        }
+    }
+    let has = |s: SymId| 1u64.checked_shl(s).is_some_and(|bit| seen & bit != 0);
+    pairs.iter().any(|&(a, b)| has(a) && has(b))
+}
+
+/// What one worker of the first pass gathers: per partition its pieces,
+/// and over its partitions the skew samples, the splits, the statistics of
+/// the requests it measured, and a reused assembly buffer.
+#[derive(Default)]
+struct FirstPassPart {
+    pieces: Vec<(usize, Vec<Piece>)>,
+    samples: SkewSamples,
+    split: u64,
+    stats: Stats,
+    a: Assembled,
+}
+
+/// The first pass over raw times: cuts the requests, takes the skew
+/// samples and, when `measure_unless` is given, measures every selected
+/// request that holds none of its pairs (their figures come back too).
+fn first_pass(
+    cfg: &Config,
+    loaded: Loaded,
+    measure_unless: Option<&[(SymId, SymId)]>,
+) -> (Prepared, Option<Stats>) {
     let opts = AssembleOptions {
         skew: cfg.skew,
         max_visits: cfg.max_visits,
         skew_pass: false,
     };
-    let first_pass = AssembleOptions {
+    // Samples come out of both: the full assembly takes them too.
+    let skew_only = AssembleOptions {
         skew_pass: true,
         ..opts.clone()
     };
@@ -688,64 +834,77 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
     let since = resolve_bound(&cfg.since, newest);
     let until = resolve_bound(&cfg.until, newest);
     let u = &loaded.universe;
+    let records = &loaded.records;
     // Partitions are independent: each is cut into requests and passed over
     // on raw times by one worker. The samples merge by concatenation (their
-    // median does not depend on order); the pieces keep partition order.
-    let per_part: Vec<(Vec<Piece>, SkewSamples, u64)> = (0..loaded.records.partitions())
+    // median does not depend on order) and the statistics merge exactly;
+    // the pieces are put back in partition order.
+    let gathered = (0..records.partitions())
         .into_par_iter()
-        .map(|part| {
-            let records = &loaded.records;
+        .with_min_len(16)
+        .fold(FirstPassPart::default, |mut w, part| {
             let mut pieces = Vec::new();
-            let mut samples = SkewSamples::default();
-            let mut split = 0u64;
-            let mut a = Assembled::default();
             for range in records.requests(part) {
                 let request = records.slice(part, range.clone());
                 let parts = assemble::split_at_gaps(&request, cfg.max_gap);
-                split += parts.len().saturating_sub(1) as u64;
+                w.split += parts.len().saturating_sub(1) as u64;
                 for p in parts {
                     let slice = request.get(p.clone()).unwrap_or_default();
                     let range = range.start + p.start..range.start + p.end;
-                    // The first pass leaves the ID unnamed anyway.
-                    assemble::assemble_unnamed_into(slice, u, None, &first_pass, &mut a);
+                    let measured = measure_unless.is_some_and(|pairs| !holds_a_pair(slice, pairs));
+                    let opts = if measured { &opts } else { &skew_only };
+                    // The ID is named only if the statistics need it.
+                    assemble::assemble_unnamed_into(slice, u, None, opts, &mut w.a);
+                    let a = &w.a;
                     let selected =
                         since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
                     if selected && a.incomplete.is_none() {
                         for &(from, to, v) in &a.skew_samples {
-                            samples.add(from, to, v);
+                            w.samples.add(from, to, v);
                         }
+                    }
+                    if measured && selected {
+                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
+                        w.stats.add(a, &LazyId::new(&text), cfg.include_incomplete);
                     }
                     pieces.push(Piece {
                         part,
                         range,
                         start: a.start,
                         selected,
+                        measured,
                     });
                 }
             }
-            (pieces, samples, split)
+            w.pieces.push((part, pieces));
+            w
         })
-        .collect();
+        .reduce(FirstPassPart::default, |mut a, b| {
+            a.pieces.extend(b.pieces);
+            a.samples.merge(b.samples);
+            a.split += b.split;
+            a.stats = merged(a.stats, b.stats);
+            a
+        });
+    let mut per_part = gathered.pieces;
+    per_part.sort_unstable_by_key(|(part, _)| *part);
     let mut pieces = Vec::new();
     let mut part_pieces = Vec::with_capacity(per_part.len());
-    let mut samples = SkewSamples::default();
-    let mut split = 0u64;
-    for (p, s, n) in per_part {
+    for (_, p) in per_part {
         part_pieces.push(pieces.len()..pieces.len() + p.len());
         pieces.extend(p);
-        samples.merge(s);
-        split += n;
     }
-    let (skew_pairs, offsets) = samples.resolve(cfg.skew, cfg.skew_threshold);
-    Prepared {
+    let (skew_pairs, offsets) = gathered.samples.resolve(cfg.skew, cfg.skew_threshold);
+    let prepared = Prepared {
         loaded,
         pieces,
         part_pieces,
-        split,
+        split: gathered.split,
         skew_pairs,
         offsets,
         opts,
-    }
+    };
+    (prepared, measure_unless.map(|_| gathered.stats))
 }
 
 /// The options that change numbers, echoed in the report (SPEC §4).
@@ -782,26 +941,34 @@ fn options_json(cfg: &Config) -> serde_json::Value {
     })
 }
 
-/// Reads and prepares the input of a run.
-pub fn prepare_input(cfg: &Config, diag: &mut Diagnostics) -> Result<Prepared, Error> {
+/// Opens, parses and groups the input of a run.
+fn load_input(cfg: &Config, diag: &mut Diagnostics) -> Result<Loaded, Error> {
     let t = Instant::now();
     let inputs = open_inputs(cfg, diag)?;
     stage_timing("open", t);
-    let loaded = load(cfg, &inputs)?;
-    drop(inputs);
+    load(cfg, &inputs)
+}
+
+/// Reads and prepares the input of a run whose requests are assembled one
+/// at a time later (traces, show).
+pub fn prepare_input(cfg: &Config, diag: &mut Diagnostics) -> Result<Prepared, Error> {
+    let loaded = load_input(cfg, diag)?;
     let t = Instant::now();
     let prepared = prepare(cfg, loaded);
     stage_timing("assemble (skew pass)", t);
     Ok(prepared)
 }
 
-/// Builds the report of a prepared run.
-pub fn build_report(cfg: &Config, prepared: &Prepared) -> Report {
-    let t = Instant::now();
-    let stats = prepared.stats(cfg.include_incomplete);
-    stage_timing("assemble + measure", t);
+/// Reads, prepares and measures the input of a run (report, check).
+pub fn measure_input(cfg: &Config, diag: &mut Diagnostics) -> Result<(Prepared, Stats), Error> {
+    let loaded = load_input(cfg, diag)?;
+    Ok(prepare_measured(cfg, loaded))
+}
+
+/// Builds the report of a measured run.
+pub fn build_report(cfg: &Config, prepared: &Prepared, stats: &Stats) -> Report {
     report::build(
-        &stats,
+        stats,
         &prepared.loaded.universe,
         &prepared.loaded.facts,
         &prepared.skew_pairs,
@@ -837,8 +1004,11 @@ pub fn run_report(
 ) -> Result<u8, Error> {
     let started = Instant::now();
     let ((mut report, bytes), code) = with_pool(cfg, err, |diag| {
-        let prepared = prepare_input(cfg, diag)?;
-        Ok((build_report(cfg, &prepared), prepared.loaded.facts.bytes))
+        let (prepared, stats) = measure_input(cfg, diag)?;
+        Ok((
+            build_report(cfg, &prepared, &stats),
+            prepared.loaded.facts.bytes,
+        ))
     })?;
     let elapsed = started.elapsed().as_secs_f64();
     if ropts.run_stats {
@@ -1055,8 +1225,8 @@ pub fn run_check(
     err: &mut dyn Write,
 ) -> Result<u8, Error> {
     let (report, code) = with_pool(cfg, err, |diag| {
-        let prepared = prepare_input(cfg, diag)?;
-        Ok(build_report(cfg, &prepared))
+        let (prepared, stats) = measure_input(cfg, diag)?;
+        Ok(build_report(cfg, &prepared, &stats))
     })?;
     let current = serde_json::to_value(&report)
         .map_err(|e| Error::Usage(format!("cannot serialise the report: {e}")))?;
@@ -1080,6 +1250,80 @@ mod tests {
     #[test]
     fn a_request_costs_44_bytes_besides_its_records() {
         assert_eq!(std::mem::size_of::<Piece>(), 40);
+    }
+
+    /// A config as the command line `hopscope report ARGS...` gives it.
+    fn report_config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let argv = ["hopscope", "report"].iter().chain(args).copied();
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Report(r) => r.input.to_config().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn loaded(cfg: &Config) -> Loaded {
+        init_pool(cfg);
+        load_input(cfg, &mut Diagnostics::default()).unwrap()
+    }
+
+    /// The forecast path gives the statistics of two plain passes, whatever
+    /// the forecast: `testdata` has orders→inventory 40 ms off (applied),
+    /// so a forecast of nothing (0 requests sampled) is missed and falls
+    /// back, one of every request (1 per partition) holds, and a threshold
+    /// of 50 ms forecasts the pair (θ ≥ 25 ms) without applying it.
+    #[test]
+    fn forecast_changes_no_figure() {
+        for args in [
+            &["testdata/logs"][..],
+            &["testdata/logs", "--skew-threshold", "50ms"],
+            &["testdata/logs", "--skew", "off"],
+            &["testdata/logs", "--max-gap", "1s"],
+        ] {
+            let cfg = report_config(args);
+            let plain = prepare(&cfg, loaded(&cfg));
+            let want = plain.stats(cfg.include_incomplete);
+            assert_eq!(want.requests.total, 10 + plain.split, "{args:?}");
+            for per_partition in [0, 1, FORECAST_PER_PARTITION] {
+                let (prepared, got) = prepare_with_forecast(&cfg, loaded(&cfg), per_partition);
+                assert_eq!(got, want, "{args:?}, {per_partition} per partition");
+                assert_eq!(prepared.skew_pairs, plain.skew_pairs);
+                assert_eq!(prepared.offsets, plain.offsets);
+                let measured = prepared.pieces.iter().filter(|p| p.measured).count();
+                // With a forecast, the requests that touch both orders and
+                // inventory wait for the second pass and the rest do not.
+                if per_partition > 0 && cfg.skew {
+                    assert!(measured > 0 && measured < prepared.pieces.len(), "{args:?}");
+                } else {
+                    assert_eq!(measured, prepared.pieces.len(), "{args:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pairs_are_held_by_both_services() {
+        let rec = |service| {
+            Record::new(
+                crate::model::IdKey::interned(0),
+                0,
+                0,
+                Record::NO_DURATION,
+                service,
+                Record::NO_PEER,
+                Record::NO_SPANS,
+                None,
+                false,
+                false,
+            )
+        };
+        let recs = [rec(1), rec(3), rec(1)];
+        assert!(holds_a_pair(&recs, &[(3, 1)]));
+        assert!(holds_a_pair(&recs, &[(0, 2), (1, 3)]));
+        assert!(!holds_a_pair(&recs, &[(1, 2)]));
+        assert!(!holds_a_pair(&recs, &[]));
+        // Ids past the bit set count as holding every pair.
+        assert!(holds_a_pair(&[rec(64)], &[(0, 1)]));
     }
 
     #[test]
