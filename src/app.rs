@@ -1,7 +1,8 @@
 //! Wires the stages: discover → open → chunk → parse and partition by
 //! request (parallel) → intern → remap and sort each partition → assemble
-//! (twice: skew, then figures) → measure → report. Owns every [`Source`] until the report is built, since records
-//! borrow from them.
+//! and measure (skew, with the figures of the requests no skew moves; then
+//! the rest with the offsets) → report. Owns every [`Source`] until the
+//! report is built, since records borrow from them.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
