@@ -193,31 +193,50 @@ impl Partitioner {
             .into_iter()
             .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
             .collect();
-        parts
-            .par_iter_mut()
-            .for_each_init(SortScratch::default, |scratch, part| {
-                // Remapped in place, run by run (each run knows its chunk).
-                let mut runs = part.runs.iter();
-                let (mut chunk, mut left) = (0u32, 0u32);
-                for r in part.blocks.iter_mut().flat_map(|b| b.iter_mut()) {
-                    while left == 0 {
-                        match runs.next() {
-                            Some(&(c, n)) => (chunk, left) = (c, n),
-                            None => break,
-                        }
-                    }
-                    *r = remap(chunk as usize, *r);
-                    left = left.saturating_sub(1);
-                }
-                part.runs = Vec::new();
-                scratch.sort(&part.blocks);
-                part.request_starts = std::mem::take(&mut scratch.starts);
-                for (block, sorted) in part.blocks.iter_mut().zip(scratch.sorted.chunks(BLOCK)) {
-                    block.clear();
-                    block.extend_from_slice(sorted);
-                }
+        parts.par_iter_mut().for_each(|part| {
+            // One scratch per worker thread for the whole stage (rayon
+            // may call an init closure once per split job instead).
+            SORT_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => sort_partition(part, &remap, &mut scratch),
+                Err(_) => sort_partition(part, &remap, &mut SortScratch::default()),
             });
+        });
+        // The buffers are a partition's size; the next stages need none.
+        rayon::broadcast(|_| SORT_SCRATCH.with(|cell| cell.replace(SortScratch::default())));
         Grouped { parts }
+    }
+}
+
+thread_local! {
+    /// Each worker's buffers for sorting partitions.
+    static SORT_SCRATCH: std::cell::RefCell<SortScratch> =
+        std::cell::RefCell::new(SortScratch::default());
+}
+
+/// Remaps the records of one partition and sorts them in place.
+fn sort_partition<F>(part: &mut Blocks, remap: &F, scratch: &mut SortScratch)
+where
+    F: Fn(usize, Record) -> Record,
+{
+    // Remapped in place, run by run (each run knows its chunk).
+    let mut runs = part.runs.iter();
+    let (mut chunk, mut left) = (0u32, 0u32);
+    for r in part.blocks.iter_mut().flat_map(|b| b.iter_mut()) {
+        while left == 0 {
+            match runs.next() {
+                Some(&(c, n)) => (chunk, left) = (c, n),
+                None => break,
+            }
+        }
+        *r = remap(chunk as usize, *r);
+        left = left.saturating_sub(1);
+    }
+    part.runs = Vec::new();
+    scratch.sort(&part.blocks);
+    part.request_starts = std::mem::take(&mut scratch.starts);
+    for (block, sorted) in part.blocks.iter_mut().zip(scratch.sorted.chunks(BLOCK)) {
+        block.clear();
+        block.extend_from_slice(sorted);
     }
 }
 
@@ -251,6 +270,12 @@ impl SortScratch {
         self.requests.clear();
         self.index.clear();
         self.of.clear();
+        // Sized once: grown by doubling, a large partition's buffers were
+        // copied and faulted in again and again.
+        let n: usize = blocks.iter().map(Vec::len).sum();
+        self.of.reserve(n);
+        self.sorted.clear();
+        self.sorted.reserve(n);
         for r in blocks.iter().flatten() {
             let next = self.requests.len() as u32;
             let k = *self.index.entry(r.req()).or_insert(next);
@@ -287,7 +312,6 @@ impl SortScratch {
                 *n += 1;
             }
         }
-        self.sorted.clear();
         self.sorted.extend(self.source.iter().filter_map(|&i| {
             let i = i as usize;
             blocks
