@@ -701,19 +701,27 @@ pub fn prepare(cfg: &Config, loaded: Loaded) -> Prepared {
 /// So a forecast on a sample of requests names the pairs likely to be
 /// applied, and the first pass measures every request that holds none of
 /// them. Only those that do are assembled again, with the offsets. When
-/// the measured offsets apply a pair the forecast missed, the first pass's
-/// figures are dropped and every request is measured again: the result is
-/// the same either way, only the time differs. Without skew in the logs
+/// the measured offsets apply a pair that a request measured in the first
+/// pass holds (the forecast missed it there), the first pass's figures are
+/// dropped and every request is measured again: the result is the same
+/// either way, only the time differs. Without skew in the logs
 /// (or with `--skew off`) this is a single pass.
 pub fn prepare_measured(cfg: &Config, loaded: Loaded) -> (Prepared, Stats) {
-    prepare_with_forecast(cfg, loaded, FORECAST_PER_PARTITION)
+    let t = Instant::now();
+    let forecast = forecast_skew(cfg, &loaded, FORECAST_PER_PARTITION);
+    let measured = prepare_with_forecast(cfg, loaded, &forecast);
+    stage_timing("assemble + measure", t);
+    measured
 }
 
-/// [`prepare_measured`] with the forecast's sample size given.
-fn prepare_with_forecast(cfg: &Config, loaded: Loaded, per_partition: usize) -> (Prepared, Stats) {
+/// [`prepare_measured`] with the forecast given.
+fn prepare_with_forecast(
+    cfg: &Config,
+    loaded: Loaded,
+    forecast: &[(SymId, SymId)],
+) -> (Prepared, Stats) {
     let t = Instant::now();
-    let forecast = forecast_skew(cfg, &loaded, per_partition);
-    let (prepared, first) = first_pass(cfg, loaded, Some(&forecast));
+    let (prepared, first) = first_pass(cfg, loaded, Some(forecast));
     stage_timing("assemble (skew forecast, first pass)", t);
     if std::env::var_os("HOPSCOPE_TIMING").is_some() {
         let measured = prepared.pieces.iter().filter(|p| p.measured).count();
@@ -724,16 +732,20 @@ fn prepare_with_forecast(cfg: &Config, loaded: Loaded, per_partition: usize) -> 
         );
     }
     let t = Instant::now();
-    let forecast_held = prepared
-        .skew_pairs
-        .iter()
-        .filter(|p| p.applied)
-        .all(|p| forecast.contains(&(p.from, p.to)));
+    // The first pass's figures hold unless an applied pair is one that a
+    // request it measured holds (the forecast missed it there).
     let mut stats = match first {
-        Some(first) if forecast_held => merged(
-            first,
-            prepared.measure(cfg.include_incomplete, |p| !p.measured),
-        ),
+        Some((first, pairs))
+            if !prepared
+                .skew_pairs
+                .iter()
+                .any(|p| p.applied && pairs.contains(p.from, p.to)) =>
+        {
+            merged(
+                first,
+                prepared.measure(cfg.include_incomplete, |p| !p.measured),
+            )
+        }
         _ => prepared.measure(cfg.include_incomplete, |_| true),
     };
     stats.requests.split = prepared.split;
@@ -810,17 +822,79 @@ struct FirstPassPart {
     samples: SkewSamples,
     split: u64,
     stats: Stats,
+    /// The service pairs of the requests it measured.
+    pairs: PairSet,
     a: Assembled,
+}
+
+/// A set of (caller, callee) service pairs: a bit per pair of ids below
+/// 64, and a flag for any other (then every pair counts as held).
+#[derive(Clone, Debug)]
+struct PairSet {
+    bits: [u64; 64],
+    overflow: bool,
+}
+
+impl Default for PairSet {
+    fn default() -> Self {
+        PairSet {
+            bits: [0; 64],
+            overflow: false,
+        }
+    }
+}
+
+impl PairSet {
+    fn insert(&mut self, from: SymId, to: SymId) {
+        match (self.bits.get_mut(from as usize), 1u64.checked_shl(to)) {
+            (Some(word), Some(bit)) => *word |= bit,
+            _ => self.overflow = true,
+        }
+    }
+
+    fn contains(&self, from: SymId, to: SymId) -> bool {
+        self.overflow
+            || self
+                .bits
+                .get(from as usize)
+                .zip(1u64.checked_shl(to))
+                .is_some_and(|(word, bit)| word & bit != 0)
+    }
+
+    fn union(&mut self, other: &PairSet) {
+        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+            *a |= b;
+        }
+        self.overflow |= other.overflow;
+    }
+
+    /// Adds the pairs whose offset could change `a` once applied: its
+    /// logged visits' (parent, child) services and its unclaimed calls'
+    /// (caller, target). Calls are matched to visits only along these
+    /// pairs, and figures move only along parent links.
+    fn insert_request(&mut self, a: &Assembled) {
+        for v in a.visits.iter().filter(|v| !v.virtual_) {
+            if let Some(p) = v.parent.and_then(|p| a.visits.get(p)) {
+                self.insert(p.service, v.service);
+            }
+        }
+        for c in &a.unclaimed {
+            if let Some(caller) = a.visits.get(c.caller) {
+                self.insert(caller.service, c.target);
+            }
+        }
+    }
 }
 
 /// The first pass over raw times: cuts the requests, takes the skew
 /// samples and, when `measure_unless` is given, measures every selected
-/// request that holds none of its pairs (their figures come back too).
+/// request that holds none of its pairs (their figures come back too,
+/// with the service pairs those requests hold).
 fn first_pass(
     cfg: &Config,
     loaded: Loaded,
     measure_unless: Option<&[(SymId, SymId)]>,
-) -> (Prepared, Option<Stats>) {
+) -> (Prepared, Option<(Stats, PairSet)>) {
     let opts = AssembleOptions {
         skew: cfg.skew,
         max_visits: cfg.max_visits,
@@ -867,6 +941,7 @@ fn first_pass(
                     if measured && selected {
                         let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
                         w.stats.add(a, &LazyId::new(&text), cfg.include_incomplete);
+                        w.pairs.insert_request(a);
                     }
                     pieces.push(Piece {
                         part,
@@ -885,6 +960,7 @@ fn first_pass(
             a.samples.merge(b.samples);
             a.split += b.split;
             a.stats = merged(a.stats, b.stats);
+            a.pairs.union(&b.pairs);
             a
         });
     let mut per_part = gathered.pieces;
@@ -905,7 +981,10 @@ fn first_pass(
         offsets,
         opts,
     };
-    (prepared, measure_unless.map(|_| gathered.stats))
+    (
+        prepared,
+        measure_unless.map(|_| (gathered.stats, gathered.pairs)),
+    )
 }
 
 /// The options that change numbers, echoed in the report (SPEC §4).
@@ -1269,10 +1348,14 @@ mod tests {
     }
 
     /// The forecast path gives the statistics of two plain passes, whatever
-    /// the forecast: `testdata` has orders→inventory 40 ms off (applied),
-    /// so a forecast of nothing (0 requests sampled) is missed and falls
-    /// back, one of every request (1 per partition) holds, and a threshold
-    /// of 50 ms forecasts the pair (θ ≥ 25 ms) without applying it.
+    /// the forecast: `testdata` has orders→inventory 40 ms off (applied).
+    /// A forecast from no request names nothing, so every request is
+    /// measured in the first pass and the figures of those holding the
+    /// pair are dropped (the fallback); one from every request (1 per
+    /// partition) holds; a threshold of 50 ms forecasts the pair (θ ≥ 25 ms)
+    /// without applying it; and a forecast of another pair that still
+    /// defers every request holding the applied one leaves the first pass's
+    /// figures valid although the forecast missed.
     #[test]
     fn forecast_changes_no_figure() {
         for args in [
@@ -1285,21 +1368,51 @@ mod tests {
             let plain = prepare(&cfg, loaded(&cfg));
             let want = plain.stats(cfg.include_incomplete);
             assert_eq!(want.requests.total, 10 + plain.split, "{args:?}");
-            for per_partition in [0, 1, FORECAST_PER_PARTITION] {
-                let (prepared, got) = prepare_with_forecast(&cfg, loaded(&cfg), per_partition);
-                assert_eq!(got, want, "{args:?}, {per_partition} per partition");
+            let services = &plain.loaded.universe.services;
+            let name = |s: &str| services.iter().position(|n| n == s).unwrap() as SymId;
+            // Deferring every request that holds gateway and inventory
+            // defers all that hold orders→inventory, without naming it.
+            let wrong = vec![(name("gateway"), name("inventory"))];
+            let mut forecasts: Vec<Vec<(SymId, SymId)>> = [0, 1, FORECAST_PER_PARTITION]
+                .iter()
+                .map(|&n| {
+                    let l = loaded(&cfg);
+                    forecast_skew(&cfg, &l, n)
+                })
+                .collect();
+            forecasts.push(wrong);
+            for forecast in forecasts {
+                let (prepared, got) = prepare_with_forecast(&cfg, loaded(&cfg), &forecast);
+                assert_eq!(got, want, "{args:?}, forecast {forecast:?}");
                 assert_eq!(prepared.skew_pairs, plain.skew_pairs);
                 assert_eq!(prepared.offsets, plain.offsets);
                 let measured = prepared.pieces.iter().filter(|p| p.measured).count();
-                // With a forecast, the requests that touch both orders and
-                // inventory wait for the second pass and the rest do not.
-                if per_partition > 0 && cfg.skew {
-                    assert!(measured > 0 && measured < prepared.pieces.len(), "{args:?}");
+                let all = prepared.pieces.len();
+                if forecast.is_empty() {
+                    assert_eq!(measured, all, "{args:?}");
                 } else {
-                    assert_eq!(measured, prepared.pieces.len(), "{args:?}");
+                    // Requests that hold the pair wait for the second
+                    // pass; the rest do not.
+                    assert!(0 < measured && measured < all, "{args:?}, {forecast:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn pair_sets() {
+        let mut s = PairSet::default();
+        s.insert(1, 2);
+        s.insert(63, 0);
+        assert!(s.contains(1, 2) && s.contains(63, 0));
+        assert!(!s.contains(2, 1) && !s.contains(0, 63));
+        let mut t = PairSet::default();
+        t.insert(2, 1);
+        t.union(&s);
+        assert!(t.contains(2, 1) && t.contains(1, 2));
+        // Ids past 63 make every pair count as held.
+        t.insert(64, 1);
+        assert!(t.contains(5, 5));
     }
 
     #[test]
