@@ -710,7 +710,7 @@ pub fn prepare_measured(cfg: &Config, loaded: Loaded) -> (Prepared, Stats) {
     let t = Instant::now();
     let forecast = forecast_skew(cfg, &loaded, FORECAST_PER_PARTITION);
     let measured = prepare_with_forecast(cfg, loaded, &forecast);
-    stage_timing("assemble + measure", t);
+    stage_timing("assemble + measure (forecast and both passes)", t);
     measured
 }
 
@@ -722,7 +722,7 @@ fn prepare_with_forecast(
 ) -> (Prepared, Stats) {
     let t = Instant::now();
     let (prepared, first) = first_pass(cfg, loaded, Some(forecast));
-    stage_timing("assemble (skew forecast, first pass)", t);
+    stage_timing("assemble (first pass)", t);
     if std::env::var_os("HOPSCOPE_TIMING").is_some() {
         let measured = prepared.pieces.iter().filter(|p| p.measured).count();
         eprintln!(
