@@ -630,11 +630,8 @@ impl Prepared {
 
     /// The request ID of a piece.
     pub fn id_of(&self, p: &Piece) -> String {
-        self.loaded
-            .records
-            .slice(p.part, p.range.clone())
-            .first()
-            .map_or(String::new(), |r| self.loaded.universe.id_text(r.req()))
+        let slice = self.loaded.records.slice(p.part, p.range.clone());
+        id_of_records(&slice, &self.loaded.universe)
     }
 
     /// Folds every selected request into the report statistics, partition
@@ -667,7 +664,7 @@ impl Prepared {
                         let u = &self.loaded.universe;
                         let offsets = Some(&self.offsets);
                         assemble::assemble_unnamed_into(&slice, u, offsets, &self.opts, &mut a);
-                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
+                        let text = || id_of_records(&slice, u);
                         st.add(&a, &LazyId::new(&text), include_incomplete);
                     }
                     (st, a)
@@ -676,6 +673,13 @@ impl Prepared {
             .map(|(st, _)| st)
             .reduce(Stats::default, merged)
     }
+}
+
+/// The request ID of a request's records (they share it).
+fn id_of_records(records: &[Record], u: &Universe) -> String {
+    records
+        .first()
+        .map_or(String::new(), |r| u.id_text(r.req()))
 }
 
 /// `a` with `b` merged in (statistics merge exactly, in any order).
@@ -777,9 +781,7 @@ fn forecast_skew(cfg: &Config, loaded: &Loaded, per_partition: usize) -> Vec<(Sy
                 let request = records.slice(part, range);
                 assemble::assemble_unnamed_into(&request, u, None, &opts, &mut a);
                 if a.incomplete.is_none() {
-                    for &(from, to, v) in &a.skew_samples {
-                        samples.add(from, to, v);
-                    }
+                    samples.add_all(&a.skew_samples);
                 }
             }
             samples
@@ -934,12 +936,10 @@ fn first_pass(
                     let selected =
                         since.is_none_or(|s| a.start >= s) && until.is_none_or(|t| a.start < t);
                     if selected && a.incomplete.is_none() {
-                        for &(from, to, v) in &a.skew_samples {
-                            w.samples.add(from, to, v);
-                        }
+                        w.samples.add_all(&a.skew_samples);
                     }
                     if measured && selected {
-                        let text = || slice.first().map_or(String::new(), |r| u.id_text(r.req()));
+                        let text = || id_of_records(slice, u);
                         w.stats.add(a, &LazyId::new(&text), cfg.include_incomplete);
                         w.pairs.insert_request(a);
                     }
@@ -1418,18 +1418,9 @@ mod tests {
     #[test]
     fn pairs_are_held_by_both_services() {
         let rec = |service| {
-            Record::new(
-                crate::model::IdKey::interned(0),
-                0,
-                0,
-                Record::NO_DURATION,
-                service,
-                Record::NO_PEER,
-                Record::NO_SPANS,
-                None,
-                false,
-                false,
-            )
+            let mut r = Record::bare(crate::model::IdKey::interned(0), 0, 0);
+            r.service = service;
+            r
         };
         let recs = [rec(1), rec(3), rec(1)];
         assert!(holds_a_pair(&recs, &[(3, 1)]));

@@ -60,6 +60,13 @@ impl SkewSamples {
             .push(twice_theta);
     }
 
+    /// Adds the samples of one request (see [`crate::assemble::Assembled::skew_samples`]).
+    pub fn add_all(&mut self, samples: &[(SymId, SymId, i64)]) {
+        for &(from, to, twice_theta) in samples {
+            self.add(from, to, twice_theta);
+        }
+    }
+
     /// Adds all of `other`.
     pub fn merge(&mut self, other: SkewSamples) {
         for (k, mut v) in other.by_pair {

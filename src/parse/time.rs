@@ -545,8 +545,7 @@ fn same_minute(b: &[u8], tz: &TzSpec) -> Option<Option<i64>> {
     if prefix != last || b.get(16) != Some(&b':') {
         return None;
     }
-    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
-    let sec = u32::from(digit(17)?) * 10 + u32::from(digit(18)?);
+    let sec = digit(b, 17)? * 10 + digit(b, 18)?;
     if sec > 60 {
         return None;
     }
