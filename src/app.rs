@@ -35,9 +35,20 @@ pub fn stage_timing(stage: &str, since: Instant) {
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
             .map_or(0, |pages| (pages * 4096) >> 20);
+        // Minor faults and user/system CPU so far, from /proc (Linux only).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        // After the name: state is field 3, minflt 10, utime 14, stime 15.
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        let ticks = |n: usize| field(n).map_or(0.0, |t| t as f64 / 100.0);
         eprintln!(
-            "timing: {stage}: {:.3} s (rss {rss_mb} MB)",
-            since.elapsed().as_secs_f64()
+            "timing: {stage}: {:.3} s (rss {rss_mb} MB; so far {} minor faults, {:.2} s user, {:.2} s system)",
+            since.elapsed().as_secs_f64(),
+            field(10).unwrap_or(0),
+            ticks(14),
+            ticks(15),
         );
     }
 }
