@@ -435,3 +435,65 @@ fn span_exports_are_named_with_a_hint() {
     assert!(warning["message"].as_str().unwrap().contains("trace.json"));
     assert_eq!(v["requests"]["total"], 1);
 }
+
+/// `n` requests `prefix1..` that api serves alone, as logfmt lines.
+fn lone_requests(prefix: &str, n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "ts=2024-05-01T10:00:{i:02}.000Z req_id={prefix}{i} svc=api event=sr\n\
+                 ts=2024-05-01T10:00:{i:02}.004Z req_id={prefix}{i} svc=api event=ss\n"
+            )
+        })
+        .collect()
+}
+
+/// `n` requests `c1..` in which api calls db.
+fn two_service_requests(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "ts=2024-05-01T10:01:{i:02}.000Z req_id=c{i} svc=api event=sr\n\
+                 ts=2024-05-01T10:01:{i:02}.001Z req_id=c{i} svc=api event=cs peer=db\n\
+                 ts=2024-05-01T10:01:{i:02}.002Z req_id=c{i} svc=db event=sr\n\
+                 ts=2024-05-01T10:01:{i:02}.003Z req_id=c{i} svc=db event=ss\n\
+                 ts=2024-05-01T10:01:{i:02}.004Z req_id=c{i} svc=api event=cr\n\
+                 ts=2024-05-01T10:01:{i:02}.005Z req_id=c{i} svc=api event=ss\n"
+            )
+        })
+        .collect()
+}
+
+/// The `single_service_requests` warning's message, if the report has it.
+fn single_service_warning(body: &str) -> Option<String> {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "all.log", body.as_bytes());
+    let v = json(&run(&[d.path().to_str().unwrap(), "-o", "json"]));
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "single_service_requests")
+        .map(|w| w["message"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn most_requests_on_one_service_warn_about_the_id_field() {
+    // 11 of 21 requests see only api: more than half, so a warning.
+    let body = two_service_requests(10) + &lone_requests("a", 11);
+    let message = single_service_warning(&body).expect("warning");
+    assert!(
+        message.starts_with("11 of 21 requests touch only one service"),
+        "{message}"
+    );
+    // Exactly half (10 of 20) is not more than half: no warning.
+    let body = two_service_requests(10) + &lone_requests("a", 10);
+    assert_eq!(single_service_warning(&body), None);
+    // IDs that never match across services: every request is alone.
+    let db: String = lone_requests("d", 12).replace("svc=api", "svc=db");
+    let message = single_service_warning(&(lone_requests("a", 12) + &db)).expect("warning");
+    assert!(
+        message.starts_with("24 of 24 requests touch only one service"),
+        "{message}"
+    );
+}

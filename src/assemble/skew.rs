@@ -83,13 +83,15 @@ impl SkewSamples {
             if values.is_empty() {
                 continue;
             }
-            values.sort_unstable();
+            // The middle value(s) by selection, not a full sort: this runs
+            // on one thread after the pass, over every hop's sample.
             let n = values.len();
+            let (below, &mut upper, _) = values.select_nth_unstable(n / 2);
             let twice = if n % 2 == 1 {
-                i128::from(values.get(n / 2).copied().unwrap_or(0)) * 2
+                i128::from(upper) * 2
             } else {
-                i128::from(values.get(n / 2 - 1).copied().unwrap_or(0))
-                    + i128::from(values.get(n / 2).copied().unwrap_or(0))
+                // The lower middle is the largest value below the upper one.
+                i128::from(below.iter().copied().max().unwrap_or(upper)) + i128::from(upper)
             };
             // `twice` is 4θ: divide by 4, rounding half away from zero.
             let theta = div_round(twice, 4);
@@ -148,6 +150,31 @@ mod tests {
         let (pairs, _) = s.resolve(true, MS);
         assert_eq!(pairs[0].offset, -10 * MS);
         assert_eq!(pairs[0].hops, 4);
+    }
+
+    proptest::proptest! {
+        /// The median by selection is the median of the sorted samples
+        /// (duplicates, negatives and both parities included).
+        #[test]
+        fn median_by_selection_is_the_sorted_median(
+            values in proptest::collection::vec(-50i64..50, 1..40),
+        ) {
+            let mut s = SkewSamples::default();
+            for &v in &values {
+                s.add(1, 2, v * MS);
+            }
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let n = sorted.len();
+            let twice = if n % 2 == 1 {
+                i128::from(sorted[n / 2]) * 2
+            } else {
+                i128::from(sorted[n / 2 - 1]) + i128::from(sorted[n / 2])
+            };
+            let (pairs, _) = s.resolve(true, MS);
+            proptest::prop_assert_eq!(pairs[0].offset, div_round(twice * i128::from(MS), 4));
+            proptest::prop_assert_eq!(pairs[0].hops, n as u64);
+        }
     }
 
     #[test]

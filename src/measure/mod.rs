@@ -279,8 +279,6 @@ pub struct Stats {
     pub negative_legs: u64,
     /// Calls whose hop is estimated.
     pub estimated_hops: u64,
-    /// Per service: requests it took part in (for the ID-field warning).
-    pub requests_per_service: BTreeMap<SymId, u64>,
 }
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -317,19 +315,11 @@ impl Stats {
         if a.latency > HOUR_NS {
             r.over_an_hour += 1;
         }
-        let mut logged: Vec<SymId> = a
-            .visits
-            .iter()
-            .filter(|v| !v.virtual_)
-            .map(|v| v.service)
-            .collect();
-        logged.sort_unstable();
-        logged.dedup();
-        if logged.len() == 1 {
+        let mut logged = a.visits.iter().filter(|v| !v.virtual_).map(|v| v.service);
+        if let Some(first) = logged.next()
+            && logged.all(|s| s == first)
+        {
             r.single_service += 1;
-        }
-        for s in logged {
-            *self.requests_per_service.entry(s).or_insert(0) += 1;
         }
         // One search when the chain is known (nearly always); the key is
         // copied only for a new chain.
@@ -457,8 +447,5 @@ impl Stats {
         self.adjusted_hops += other.adjusted_hops;
         self.negative_legs += other.negative_legs;
         self.estimated_hops += other.estimated_hops;
-        for (k, v) in other.requests_per_service {
-            *self.requests_per_service.entry(k).or_insert(0) += v;
-        }
     }
 }
