@@ -5,7 +5,7 @@
 #
 # usage: bench/run.sh [--linear] [--runs N] [--size SIZE] [--no-save]
 #   --linear   also time hopscope on 2 GB (bench/data-2g) for a linearity check
-#   --runs N   time every command N times and keep the fastest (default 1)
+#   --runs N   run N rounds of every command; fastest and median kept (default 1)
 #   --size S   size of the main data set (default 1GB; cached per size)
 #   --no-save  do not write the table to bench/runs/
 set -euo pipefail
@@ -81,38 +81,56 @@ LINES=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["lines"])'
 REQUESTS=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"]["total"])' "$DATA/truth.json")
 
 # --- measuring -------------------------------------------------------------
-# measure NAME OUTFILE CMD...: runs CMD $RUNS times (stdout to OUTFILE),
-# keeps the fastest wall time and the largest peak RSS. The files under
-# $WARM_DIR are read right before every run: some virtual machines give
-# idle page-cache pages back to the host within seconds, and a run that
-# reads from disk measures the disk.
-declare -A WALL RSS
+# Commands are registered with `add`, then run in rounds: every round runs
+# each command once, so a noisy stretch of a shared machine slows all of
+# them rather than the few that happened to run in it. Per command the
+# fastest wall time, the median and the largest peak RSS are kept. The
+# files a command reads are read right before each of its runs: some
+# virtual machines give idle page-cache pages back to the host within
+# seconds, and a run that reads from disk measures the disk.
+declare -A WALL MED RSS TIMES CMD OUTF READS
 ORDER=()
-measure() {
-  local name=$1 out=$2 best="" rss=0 i t0 t1 w r
-  shift 2
-  for ((i = 0; i < RUNS; i++)); do
-    find "$WARM_DIR" -type f -exec cat {} + >/dev/null
-    t0=$(date +%s%N)
-    /usr/bin/time -v -o "$TMP/time" "$@" >"$out"
-    t1=$(date +%s%N)
-    w=$(( (t1 - t0) / 1000000 ))
-    r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$TMP/time")
-    if [ -z "$best" ] || [ "$w" -lt "$best" ]; then best=$w; fi
-    if [ "$r" -gt "$rss" ]; then rss=$r; fi
-  done
-  WALL[$name]=$best
-  RSS[$name]=$rss
+# add NAME OUTFILE READDIR CMD...: registers CMD (stdout to OUTFILE).
+add() {
+  local name=$1
   ORDER+=("$name")
-  say "$(printf '%-34s %8.2f s  %6d MB' "$name" "$(calc "$best / 1000")" $((rss / 1024)))"
+  OUTF[$name]=$2
+  READS[$name]=$3
+  shift 3
+  CMD[$name]=$(printf '%q ' "$@")
+  TIMES[$name]=""
+  RSS[$name]=0
+}
+run_once() {
+  local name=$1 t0 t1 w r
+  find "${READS[$name]}" -type f -exec cat {} + >/dev/null
+  t0=$(date +%s%N)
+  eval "/usr/bin/time -v -o \"\$TMP/time\" ${CMD[$name]}" >"${OUTF[$name]}"
+  t1=$(date +%s%N)
+  w=$(( (t1 - t0) / 1000000 ))
+  r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$TMP/time")
+  TIMES[$name]="${TIMES[$name]} $w"
+  if [ "$r" -gt "${RSS[$name]}" ]; then RSS[$name]=$r; fi
+}
+run_rounds() {
+  local i n
+  for ((i = 1; i <= RUNS; i++)); do
+    say "round $i of $RUNS"
+    for n in "${ORDER[@]}"; do run_once "$n"; done
+  done
+  for n in "${ORDER[@]}"; do
+    WALL[$n]=$(echo "${TIMES[$n]}" | tr ' ' '\n' | grep . | sort -n | head -1)
+    MED[$n]=$(echo "${TIMES[$n]}" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    say "$(printf '%-34s fastest %6.2f s  median %6.2f s  %6d MB' "$n" "$(calc "${WALL[$n]} / 1000")" "$(calc "${MED[$n]} / 1000")" $((${RSS[$n]} / 1024)))"
+  done
 }
 
-# warm DIR: reads DIR's files into the page cache and, where vmtouch can,
-# locks them there until the next warm (or the end): some virtual machines
-# give idle page-cache pages back to the host within seconds (a quarter of
-# 2 GB in 20 s on this project's VM), so a "warm" run would otherwise read
-# part of its input from disk. Reading before every run (in measure) stays
-# as the fallback without vmtouch.
+# warm DIR...: reads the DIRs' files into the page cache and, where vmtouch
+# can, locks them there until the end: some virtual machines give idle
+# page-cache pages back to the host within seconds (a quarter of 2 GB in
+# 20 s on this project's VM), so a "warm" run would otherwise read part of
+# its input from disk. Reading before every run (in run_once) stays as the
+# fallback without vmtouch.
 LOCK_PID="$TMP/vmtouch.pid"
 CACHE_NOTE="re-read before every run"
 unlock() {
@@ -120,14 +138,14 @@ unlock() {
 }
 trap 'unlock; rm -rf "$TMP"' EXIT
 warm() {
-  say "warming the page cache ($1)"
+  say "warming the page cache ($*)"
   unlock
-  find "$1" -type f -exec cat {} + >/dev/null
+  find "$@" -type f -exec cat {} + >/dev/null
   if command -v vmtouch >/dev/null; then
-    if vmtouch -q -d -l -w -P "$LOCK_PID" "$1"; then
+    if vmtouch -q -d -l -w -P "$LOCK_PID" "$@"; then
       CACHE_NOTE="re-read before every run and locked with vmtouch"
     else
-      say "vmtouch could not lock $1; reading it before every run instead"
+      say "vmtouch could not lock $*; reading it before every run instead"
     fi
   fi
 }
@@ -153,19 +171,22 @@ for stmt in (s.strip() for s in re.split(r";\s*(?:\n|$)", sql)):
 json.dump(res, open(out, "w"), indent=1, default=str)
 PY
 
-warm "$DATA/logs"
-WARM_DIR="$DATA/logs"
-measure "wc -l" "$TMP/wc.txt" wc -l "${FILES[@]}"
-measure "rg -c request_id" "$TMP/rg.txt" rg -c request_id "${FILES[@]}"
-measure "hopscope report ($THREADS threads)" "$TMP/report.json" "$HOPSCOPE" report "$DATA/logs" -o json
-measure "hopscope report --threads 1" "$TMP/report1.json" "$HOPSCOPE" report "$DATA/logs" -o json --threads 1
-measure "DuckDB $DUCKDB_VERSION (SET threads=2)" "$TMP/duckdb.out" "$PY" "$TMP/duckdb_run.py" bench/duckdb.sql "$DATA/logs/*/*.log*" "$TMP/duckdb.json"
+DUCK="DuckDB $DUCKDB_VERSION (SET threads=2)"
+HS="hopscope report ($THREADS threads)"
+H2="hopscope report, 2 GB ($THREADS threads)"
+add "wc -l" "$TMP/wc.txt" "$DATA/logs" wc -l "${FILES[@]}"
+add "rg -c request_id" "$TMP/rg.txt" "$DATA/logs" rg -c request_id "${FILES[@]}"
+add "$HS" "$TMP/report.json" "$DATA/logs" "$HOPSCOPE" report "$DATA/logs" -o json
+add "hopscope report --threads 1" "$TMP/report1.json" "$DATA/logs" "$HOPSCOPE" report "$DATA/logs" -o json --threads 1
+add "$DUCK" "$TMP/duckdb.out" "$DATA/logs" "$PY" "$TMP/duckdb_run.py" bench/duckdb.sql "$DATA/logs/*/*.log*" "$TMP/duckdb.json"
 if [ -n "$DATA2" ]; then
-  warm "$DATA2/logs"
-  WARM_DIR="$DATA2/logs"
   BYTES2=$(find "$DATA2/logs" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { print s }')
-  measure "hopscope report, 2 GB ($THREADS threads)" "$TMP/report2.json" "$HOPSCOPE" report "$DATA2/logs" -o json
+  add "$H2" "$TMP/report2.json" "$DATA2/logs" "$HOPSCOPE" report "$DATA2/logs" -o json
+  warm "$DATA/logs" "$DATA2/logs"
+else
+  warm "$DATA/logs"
 fi
+run_rounds
 
 # --- agreement with the generator's truth ------------------------------------
 AGREE=$("$PY" - "$DATA/truth.json" "$TMP/report.json" "$TMP/report1.json" "$TMP/duckdb.json" <<'PY'
@@ -242,16 +263,18 @@ PY
 )
 
 # --- table -----------------------------------------------------------------
-HS="hopscope report ($THREADS threads)"
 fmt_row() {
-  local name=$1 bytes=$2 w=${WALL[$1]} r=${RSS[$1]}
-  local s mbs lps vs
+  local name=$1 bytes=$2 w=${WALL[$1]} m=${MED[$1]} r=${RSS[$1]}
+  local s med mbs lps vs
   s=$(calc "$w / 1000" 3)
+  med=$(calc "$m / 1000" 3)
   mbs=$(calc "$bytes / 1000 / $w" 0)
   lps=$(calc "$LINES / ($w / 1000) / 1000000" 2)
   vs=$(calc "$w / ${WALL[$HS]}" 2)
-  printf '| %s | %s | %s | %s M | %s | %s× |\n' "$name" "$s" "$mbs" "$lps" "$((r / 1024))" "$vs"
+  printf '| %s | %s | %s | %s | %s M | %s | %s× |\n' "$name" "$s" "$med" "$mbs" "$lps" "$((r / 1024))" "$vs"
 }
+# ratio A B: A's time over B's, fastest runs then medians.
+ratio() { echo "$(calc "${WALL[$1]} / ${WALL[$2]}" 2)× (medians $(calc "${MED[$1]} / ${MED[$2]}" 2)×)"; }
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain -- src Cargo.toml 2>/dev/null | grep -q . && echo "+dirty" || true)
@@ -260,10 +283,10 @@ DIRTY=$(git status --porcelain -- src Cargo.toml 2>/dev/null | grep -q . && echo
   echo
   echo "- machine: $(hostname), $THREADS cores ($CPU), $(free -g | awk '/Mem:/ {print $2}') GB RAM; hopscope $("$HOPSCOPE" --version 2>/dev/null | awk '{print $2}') at $REV$DIRTY"
   echo "- data: $DATA, $(calc "$BYTES / 1000000000" 2) GB, $LINES lines, $REQUESTS requests, ${#FILES[@]} files (gen_logs --rich --seed $SEED), page cache warm ($CACHE_NOTE)"
-  echo "- each command run $RUNS time(s), fastest wall time kept; peak RSS from /usr/bin/time -v"
+  echo "- $RUNS round(s), each running every command once; fastest and median wall time; MB/s and lines/s from the fastest; peak RSS from /usr/bin/time -v"
   echo
-  echo "| command | wall s | MB/s | lines/s | peak RSS MB | wall vs hopscope |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| command | fastest s | median s | MB/s | lines/s | peak RSS MB | fastest vs hopscope |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for n in "${ORDER[@]}"; do
     if [[ "$n" == *"2 GB"* ]]; then
       continue
@@ -271,12 +294,11 @@ DIRTY=$(git status --porcelain -- src Cargo.toml 2>/dev/null | grep -q . && echo
     fmt_row "$n" "$BYTES"
   done
   echo
-  echo "- hopscope vs DuckDB: DuckDB takes $(calc "${WALL["DuckDB $DUCKDB_VERSION (SET threads=2)"]} / ${WALL[$HS]}" 2)× hopscope's time"
-  echo "- hopscope vs rg -c: hopscope takes $(calc "${WALL[$HS]} / ${WALL["rg -c request_id"]}" 2)× rg's time, $(calc "${WALL[$HS]} / ${WALL["wc -l"]}" 2)× wc -l's"
-  echo "- hopscope 1 thread vs $THREADS: speed-up $(calc "${WALL["hopscope report --threads 1"]} / ${WALL[$HS]}" 2)×"
+  echo "- hopscope vs DuckDB: DuckDB takes $(ratio "$DUCK" "$HS") hopscope's time"
+  echo "- hopscope vs rg -c: hopscope takes $(ratio "$HS" "rg -c request_id") rg's time, $(ratio "$HS" "wc -l") wc -l's"
+  echo "- hopscope 1 thread vs $THREADS: speed-up $(ratio "hopscope report --threads 1" "$HS")"
   if [ -n "$DATA2" ]; then
-    H2="hopscope report, 2 GB ($THREADS threads)"
-    echo "- linearity: 2 GB ($(calc "$BYTES2 / 1000000000" 2) GB) in $(calc "${WALL[$H2]} / 1000" 3) s, $(calc "$BYTES2 / 1000 / ${WALL[$H2]}" 0) MB/s, peak RSS $((${RSS[$H2]} / 1024)) MB; time ratio 2 GB / 1 GB = $(calc "${WALL[$H2]} / ${WALL[$HS]}" 2) (size ratio $(calc "$BYTES2 / $BYTES" 2))"
+    echo "- linearity: 2 GB ($(calc "$BYTES2 / 1000000000" 2) GB) in $(calc "${WALL[$H2]} / 1000" 3) s (median $(calc "${MED[$H2]} / 1000" 3) s), $(calc "$BYTES2 / 1000 / ${WALL[$H2]}" 0) MB/s, peak RSS $((${RSS[$H2]} / 1024)) MB; time ratio 2 GB / 1 GB = $(ratio "$H2" "$HS") (size ratio $(calc "$BYTES2 / $BYTES" 2))"
   fi
   echo
   echo "Agreement (counts exact; quantiles, means and maxima within 1 % or 1 µs; DuckDB's quantile_disc vs nearest rank):"
