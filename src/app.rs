@@ -657,6 +657,10 @@ impl Prepared {
     /// with the measured offsets.
     fn measure(&self, include_incomplete: bool, wanted: impl Fn(&Piece) -> bool + Sync) -> Stats {
         let records = &self.loaded.records;
+        let opts = AssembleOptions {
+            visit_order: false,
+            ..self.opts.clone()
+        };
         self.part_pieces
             .par_iter()
             .enumerate()
@@ -674,7 +678,7 @@ impl Prepared {
                         let slice = records.slice(part, p.range.clone());
                         let u = &self.loaded.universe;
                         let offsets = Some(&self.offsets);
-                        assemble::assemble_unnamed_into(&slice, u, offsets, &self.opts, &mut a);
+                        assemble::assemble_unnamed_into(&slice, u, offsets, &opts, &mut a);
                         let text = || id_of_records(&slice, u);
                         st.add(&a, &LazyId::new(&text), include_incomplete);
                     }
@@ -780,6 +784,7 @@ fn forecast_skew(cfg: &Config, loaded: &Loaded, per_partition: usize) -> Vec<(Sy
         skew: cfg.skew,
         max_visits: cfg.max_visits,
         skew_pass: true,
+        visit_order: false,
     };
     let records = &loaded.records;
     let u = &loaded.universe;
@@ -908,15 +913,21 @@ fn first_pass(
     loaded: Loaded,
     measure_unless: Option<&[(SymId, SymId)]>,
 ) -> (Prepared, Option<(Stats, PairSet)>) {
+    // Traces and `show` print visits in order; statistics need none.
     let opts = AssembleOptions {
         skew: cfg.skew,
         max_visits: cfg.max_visits,
         skew_pass: false,
+        visit_order: true,
+    };
+    let for_stats = AssembleOptions {
+        visit_order: false,
+        ..opts.clone()
     };
     // Samples come out of both: the full assembly takes them too.
     let skew_only = AssembleOptions {
         skew_pass: true,
-        ..opts.clone()
+        ..for_stats.clone()
     };
     let newest = loaded.facts.parse.last_ts;
     let since = resolve_bound(&cfg.since, newest);
@@ -940,7 +951,7 @@ fn first_pass(
                     let slice = request.get(p.clone()).unwrap_or_default();
                     let range = range.start + p.start..range.start + p.end;
                     let measured = measure_unless.is_some_and(|pairs| !holds_a_pair(slice, pairs));
-                    let opts = if measured { &opts } else { &skew_only };
+                    let opts = if measured { &for_stats } else { &skew_only };
                     // The ID is named only if the statistics need it.
                     assemble::assemble_unnamed_into(slice, u, None, opts, &mut w.a);
                     let a = &w.a;
@@ -1407,6 +1418,39 @@ mod tests {
                     assert!(0 < measured && measured < all, "{args:?}, {forecast:?}");
                 }
             }
+        }
+    }
+
+    /// The report takes visits as built, traces in corrected-start order:
+    /// the statistics are the same either way, and the orders do differ.
+    #[test]
+    fn visit_order_changes_no_statistic() {
+        for args in [
+            &["testdata/logs"][..],
+            &["testdata/logs", "--include-incomplete"],
+        ] {
+            let cfg = report_config(args);
+            let p = prepare(&cfg, loaded(&cfg));
+            let u = &p.loaded.universe;
+            let (mut ordered, mut as_built) = (Stats::default(), Stats::default());
+            let mut reordered = 0;
+            for piece in &p.pieces {
+                let slice = p.loaded.records.slice(piece.part, piece.range.clone());
+                let with = |visit_order| {
+                    let opts = AssembleOptions {
+                        visit_order,
+                        ..p.opts.clone()
+                    };
+                    assemble::assemble(&slice, u, Some(&p.offsets), &opts)
+                };
+                let (a, b) = (with(true), with(false));
+                reordered += usize::from(a.visits != b.visits);
+                let id = || a.id.clone();
+                ordered.add(&a, &LazyId::new(&id), cfg.include_incomplete);
+                as_built.add(&b, &LazyId::new(&id), cfg.include_incomplete);
+            }
+            assert!(reordered > 0, "{args:?}");
+            assert_eq!(ordered, as_built, "{args:?}");
         }
     }
 

@@ -101,6 +101,10 @@ pub struct AssembleOptions {
     /// The first pass: only completeness, the root's start and skew
     /// samples are computed (the figures come in the second pass).
     pub skew_pass: bool,
+    /// Visits put in corrected-start order, for traces and `show`. The
+    /// statistics do not depend on the order, so the report leaves the
+    /// visits as built and saves the sort.
+    pub visit_order: bool,
 }
 
 /// How a visit got its parent.
@@ -207,8 +211,9 @@ pub struct Assembled {
     pub incomplete: Option<Incomplete>,
     /// The chain string (SPEC §2 Chains).
     pub chain: String,
-    /// Visits in corrected-start order (ties by first record); the root first
-    /// among equals.
+    /// Visits in corrected-start order (ties by first record; the root first
+    /// among equals) with [`AssembleOptions::visit_order`], else as built;
+    /// `parent` and the unclaimed calls' `caller` index this list either way.
     pub visits: Vec<VisitFigures>,
     /// Calls no visit claimed.
     pub unclaimed: Vec<UnclaimedCall>,

@@ -89,6 +89,7 @@ fn assemble_files(files: &[&[&str]], skew: bool) -> Assembled {
         skew,
         max_visits: 100,
         skew_pass: false,
+        visit_order: true,
     };
     let first_pass = AssembleOptions {
         skew_pass: true,

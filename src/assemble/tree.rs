@@ -1678,6 +1678,13 @@ fn figures(
         let chain = &mut out.chain;
         chain_of(r, chain_children, cstart, &name, 0, siblings, chain);
     }
+    out.failed = visits.iter().any(|v| v.failed);
+    if !opts.visit_order {
+        // As built: the figures become the output (their buffer is the
+        // scratch's next time), parents and callers already index them.
+        std::mem::swap(&mut out.visits, figs);
+        return;
+    }
     // Visits in corrected-start order; parents re-indexed. The key ends in
     // the index, so it is total and an unstable sort gives the one order.
     order.clear();
@@ -1707,7 +1714,6 @@ fn figures(
     for uc in &mut out.unclaimed {
         uc.caller = new_index.get(uc.caller).copied().unwrap_or(uc.caller);
     }
-    out.failed = visits.iter().any(|v| v.failed);
 }
 
 #[cfg(test)]
