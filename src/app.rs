@@ -1107,10 +1107,13 @@ pub fn run_report(
     let started = Instant::now();
     let ((mut report, bytes), code) = with_pool(cfg, err, |diag| {
         let (prepared, stats) = measure_input(cfg, diag)?;
-        Ok((
+        let t = Instant::now();
+        let built = (
             build_report(cfg, &prepared, &stats),
             prepared.loaded.facts.bytes,
-        ))
+        );
+        stage_timing("report", t);
+        Ok(built)
     })?;
     let elapsed = started.elapsed().as_secs_f64();
     if ropts.run_stats {
@@ -1130,6 +1133,7 @@ pub fn run_report(
         OutputFormat::Csv => report::csv::write_csv(&report, ropts.table, out)?,
     }
     out.flush()?;
+    stage_timing("report written (whole run)", started);
     Ok(code)
 }
 
