@@ -336,7 +336,7 @@ pub struct Grouped {
 
 impl Grouped {
     /// The record ranges of partition `part`'s requests, in order.
-    pub fn requests(&self, part: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+    pub fn requests(&self, part: usize) -> impl ExactSizeIterator<Item = Range<usize>> + '_ {
         let (starts, len) = self
             .parts
             .get(part)
