@@ -651,18 +651,28 @@ struct Member {
 #[inline(always)]
 fn key_words(b: &[u8], start: usize, end: usize) -> (u64, u64) {
     let len = end - start;
-    let first = word_at(b, start).unwrap_or_else(|| {
-        let mut w = [0u8; 8];
-        for (d, s) in w.iter_mut().zip(b.get(start..end).unwrap_or_default()) {
-            *d = *s;
-        }
-        u64::from_le_bytes(w)
-    });
+    let first = match word_at(b, start) {
+        Some(w) => w,
+        None => short_tail_word(b.get(start..end).unwrap_or_default()),
+    };
     if len >= 8 {
         (first, word_at(b, end - 8).unwrap_or(0))
     } else {
         (first & ((1u64 << (8 * len)) - 1), 0)
     }
+}
+
+/// The first eight bytes of `key` (zero-padded), for a key too near the
+/// end of its line to load a whole word. Built by shifts, kept out of line:
+/// a byte copy here became a `memcpy` call, and the flat scan then saved
+/// registers around every key.
+#[cold]
+#[inline(never)]
+fn short_tail_word(key: &[u8]) -> u64 {
+    key.iter()
+        .take(8)
+        .rev()
+        .fold(0u64, |w, &c| (w << 8) | u64::from(c))
 }
 
 /// The plans of the line shapes seen so far, and a reused member list.
@@ -946,15 +956,18 @@ fn end_of_line(b: &[u8], i: usize) -> Result<(), LineError> {
 /// The literal `true`, `false` or `null` that starts (with `ch`) at `b[i]`.
 #[inline(always)]
 fn literal(b: &[u8], i: usize, ch: u8) -> Result<&'static str, LineError> {
-    let lit = match ch {
-        b't' => "true",
-        b'f' => "false",
-        _ => "null",
+    // Each spelling compared at its constant length: inline compares, not
+    // a call (which made the flat scan save registers around every value).
+    let found = match ch {
+        b't' => b.get(i..i + 4) == Some(&b"true"[..]),
+        b'f' => b.get(i..i + 5) == Some(&b"false"[..]),
+        _ => b.get(i..i + 4) == Some(&b"null"[..]),
     };
-    if b.get(i..).is_some_and(|r| r.starts_with(lit.as_bytes())) {
-        Ok(lit)
-    } else {
-        Err(LineError::Parse)
+    match (found, ch) {
+        (false, _) => Err(LineError::Parse),
+        (true, b't') => Ok("true"),
+        (true, b'f') => Ok("false"),
+        (true, _) => Ok("null"),
     }
 }
 
@@ -1476,6 +1489,36 @@ mod tests {
         assert!(parse_json(ok.as_bytes(), &s).is_ok());
         let too = format!("{{\"a\":{}1{}}}", "[".repeat(128), "]".repeat(128));
         assert_eq!(parse_json(too.as_bytes(), &s), Err(LineError::Parse));
+    }
+
+    /// A key too near its line's end for a whole-word load gets the word a
+    /// load would give, zero-padded; and such keys are told apart.
+    #[test]
+    fn keys_at_the_end_of_a_line() {
+        let le = |k: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..k.len().min(8)].copy_from_slice(&k[..k.len().min(8)]);
+            u64::from_le_bytes(w)
+        };
+        for key in [
+            &b""[..],
+            b"a",
+            b"svc",
+            b"service",
+            b"services",
+            b"request_id",
+        ] {
+            assert_eq!(short_tail_word(key), le(key), "{key:?}");
+        }
+        assert_eq!(key_words(b"{\"ab\":1}", 2, 4), (le(b"ab"), 0));
+        assert_eq!(
+            get(r#"{"x":1,"lvl":"a","svc":"b"}"#, Role::Service),
+            Some("b".into())
+        );
+        assert_eq!(
+            get(r#"{"x":1,"svc":"b","lvl":"a"}"#, Role::Level),
+            Some("a".into())
+        );
     }
 
     /// Keys longer than 16 bytes that share their length, first eight and
