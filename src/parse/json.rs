@@ -236,8 +236,7 @@ impl IndexedLine {
             *word = q;
             special |= s;
         }
-        // The last partial word: 16-byte blocks, the final one padded with
-        // spaces (neither quotes nor special).
+        // The last partial word: 16-byte blocks, then what is left.
         let rest = words.remainder();
         let at = b.len() - rest.len();
         let mut blocks = rest.chunks_exact(16);
@@ -251,9 +250,23 @@ impl IndexedLine {
         }
         let tail = blocks.remainder();
         if !tail.is_empty() {
-            let mut last = [b' '; 16];
-            last.get_mut(..tail.len())?.copy_from_slice(tail);
-            let (bq, bs) = block_masks(&last);
+            let (bq, bs) = match b.len().checked_sub(16).and_then(|at| b.get(at..)) {
+                // The line's last 16 bytes, overlapping what is already
+                // indexed: the masks are shifted to keep the tail's bytes
+                // only (no copy, which was a `memcpy` call per line).
+                Some(last) => {
+                    let (bq, bs) = block_masks(last.try_into().ok()?);
+                    let drop = 16 - tail.len();
+                    (bq >> drop, bs >> drop)
+                }
+                // A line under 16 bytes: padded with spaces (neither
+                // quotes nor special).
+                None => {
+                    let mut last = [b' '; 16];
+                    last.get_mut(..tail.len())?.copy_from_slice(tail);
+                    block_masks(&last)
+                }
+            };
             q |= u64::from(bq) << shift;
             special |= u64::from(bs);
         }
@@ -1489,6 +1502,39 @@ mod tests {
         assert!(parse_json(ok.as_bytes(), &s).is_ok());
         let too = format!("{{\"a\":{}1{}}}", "[".repeat(128), "]".repeat(128));
         assert_eq!(parse_json(too.as_bytes(), &s), Err(LineError::Parse));
+    }
+
+    /// The quote index of every line length up to its limit marks exactly
+    /// the line's quotes, and a backslash or control byte anywhere, the
+    /// tail included, makes the line not plain.
+    #[test]
+    fn quote_index_of_every_length() {
+        let pattern = b"{\"ab\":\"c d\",x1}";
+        let text: Vec<u8> = (0..INDEX_WORDS * 64)
+            .map(|i| pattern[(i * 7 + i / 13) % pattern.len()])
+            .collect();
+        for n in 0..=text.len() {
+            let line = &text[..n];
+            let index = IndexedLine::new(line).unwrap();
+            for (i, &c) in line.iter().enumerate() {
+                let bit = index.quotes[i / 64] >> (i % 64) & 1;
+                assert_eq!(bit == 1, c == b'"', "length {n}, byte {i}");
+            }
+            let beyond = (n..INDEX_WORDS * 64).any(|i| index.quotes[i / 64] >> (i % 64) & 1 == 1);
+            assert!(!beyond, "length {n}");
+            // Spoiled anywhere in its last 17 bytes (the tail and the block
+            // before it), the line is not plain.
+            for at in n.saturating_sub(17)..n {
+                for bad in [b'\\', b'\n', 0x01] {
+                    let mut spoiled = line.to_vec();
+                    spoiled[at] = bad;
+                    assert!(
+                        IndexedLine::new(&spoiled).is_none(),
+                        "length {n}, {at}, {bad}"
+                    );
+                }
+            }
+        }
     }
 
     /// A key too near its line's end for a whole-word load gets the word a
