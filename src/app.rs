@@ -782,10 +782,9 @@ fn forecast_skew(cfg: &Config, loaded: &Loaded, per_partition: usize) -> Vec<(Sy
         return Vec::new();
     }
     let opts = AssembleOptions {
-        skew: cfg.skew,
-        max_visits: cfg.max_visits,
         skew_pass: true,
         visit_order: false,
+        ..assemble_options(cfg)
     };
     let records = &loaded.records;
     let u = &loaded.universe;
@@ -813,6 +812,17 @@ fn forecast_skew(cfg: &Config, loaded: &Loaded, per_partition: usize) -> Vec<(Sy
         .filter(|p| p.applied)
         .map(|p| (p.from, p.to))
         .collect()
+}
+
+/// How the run's options assemble a request with every figure, visits in
+/// order (what traces and `show` print; the passes adjust it).
+fn assemble_options(cfg: &Config) -> AssembleOptions {
+    AssembleOptions {
+        skew: cfg.skew,
+        max_visits: cfg.max_visits,
+        skew_pass: false,
+        visit_order: true,
+    }
 }
 
 /// Whether `records` hold both services of one of `pairs` (conservatively
@@ -914,13 +924,8 @@ fn first_pass(
     loaded: Loaded,
     measure_unless: Option<&[(SymId, SymId)]>,
 ) -> (Prepared, Option<(Stats, PairSet)>) {
+    let opts = assemble_options(cfg);
     // Traces and `show` print visits in order; statistics need none.
-    let opts = AssembleOptions {
-        skew: cfg.skew,
-        max_visits: cfg.max_visits,
-        skew_pass: false,
-        visit_order: true,
-    };
     let for_stats = AssembleOptions {
         visit_order: false,
         ..opts.clone()

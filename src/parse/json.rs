@@ -711,16 +711,6 @@ pub(crate) struct Shapes {
     members: Vec<Member>,
 }
 
-impl Shapes {
-    /// Whether the next line should try a plan: from the second line on,
-    /// until [`GIVE_UP`] lines in a row were not flat (then the rest of
-    /// the chunk is read the general way).
-    #[inline]
-    fn worth_trying(&self) -> bool {
-        self.warm && self.misses < GIVE_UP
-    }
-}
-
 /// The plan of one key sequence.
 #[derive(Debug)]
 struct Plan {
@@ -815,6 +805,14 @@ fn scan_flat<'a>(b: &'a [u8], c: &mut Collector<'_, 'a>, index: &IndexedLine) ->
 }
 
 impl Shapes {
+    /// Whether the next line should try a plan: from the second line on,
+    /// until [`GIVE_UP`] lines in a row were not flat (then the rest of
+    /// the chunk is read the general way).
+    #[inline]
+    fn worth_trying(&self) -> bool {
+        self.warm && self.misses < GIVE_UP
+    }
+
     /// Where in `plans` the plan of the keys of `self.members` (a line's,
     /// hashed to `hash`) is, made if needed.
     fn plan_for(&mut self, hash: u64, b: &[u8], schema: &Schema) -> usize {
@@ -971,16 +969,11 @@ fn end_of_line(b: &[u8], i: usize) -> Result<(), LineError> {
 fn literal(b: &[u8], i: usize, ch: u8) -> Result<&'static str, LineError> {
     // Each spelling compared at its constant length: inline compares, not
     // a call (which made the flat scan save registers around every value).
-    let found = match ch {
-        b't' => b.get(i..i + 4) == Some(&b"true"[..]),
-        b'f' => b.get(i..i + 5) == Some(&b"false"[..]),
-        _ => b.get(i..i + 4) == Some(&b"null"[..]),
-    };
-    match (found, ch) {
-        (false, _) => Err(LineError::Parse),
-        (true, b't') => Ok("true"),
-        (true, b'f') => Ok("false"),
-        (true, _) => Ok("null"),
+    match ch {
+        b't' if b.get(i..i + 4) == Some(&b"true"[..]) => Ok("true"),
+        b'f' if b.get(i..i + 5) == Some(&b"false"[..]) => Ok("false"),
+        b'n' if b.get(i..i + 4) == Some(&b"null"[..]) => Ok("null"),
+        _ => Err(LineError::Parse),
     }
 }
 
