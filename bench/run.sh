@@ -119,8 +119,9 @@ run_rounds() {
     for n in "${ORDER[@]}"; do run_once "$n"; done
   done
   for n in "${ORDER[@]}"; do
-    WALL[$n]=$(echo "${TIMES[$n]}" | tr ' ' '\n' | grep . | sort -n | head -1)
-    MED[$n]=$(echo "${TIMES[$n]}" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    # The fastest and the median (the mean of the middle two for an even count).
+    read -r "WALL[$n]" "MED[$n]" < <(echo "${TIMES[$n]}" | tr ' ' '\n' | grep . | sort -n |
+      awk '{ v[NR] = $1 } END { print v[1], (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     say "$(printf '%-34s fastest %6.2f s  median %6.2f s  %6d MB' "$n" "$(calc "${WALL[$n]} / 1000")" "$(calc "${MED[$n]} / 1000")" $((${RSS[$n]} / 1024)))"
   done
 }
