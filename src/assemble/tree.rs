@@ -88,7 +88,7 @@ struct Visit {
     parent: Option<usize>,
     link: Link,
     /// Its outgoing calls: a range of the request's calls, which
-    /// [`visit_calls`] appends visit by visit.
+    /// [`finish_visit`] appends visit by visit.
     calls: Range<usize>,
 }
 
@@ -449,10 +449,25 @@ fn span_visits(
     push_drafts(visits, out, pool);
 }
 
-/// Fills in timing, failure and ordering facts from the visit's records.
-fn finish_visit(v: &mut Visit, pool: &mut [usize], recs: &[Record], u: &Universe) {
+/// Fills in timing, failure and ordering facts from the visit's records,
+/// and pairs its client events into its outgoing calls, appended to
+/// `calls` (`vi` is the visit's index): one pass over its records serves
+/// both. Per peer, each `client_recv` closes the oldest open `client_send`;
+/// `pending` is a buffer for the open sends.
+fn finish_visit(
+    vi: usize,
+    v: &mut Visit,
+    pool: &mut [usize],
+    recs: &[Record],
+    u: &Universe,
+    calls: &mut Vec<Call>,
+    pending: &mut Vec<(SymId, Option<PendingSend>)>,
+) {
     let mine = pool.get_mut(v.recs.clone()).unwrap_or_default();
-    mine.sort_unstable();
+    // A service's lone visit holds its records in order already.
+    if !mine.is_sorted() {
+        mine.sort_unstable();
+    }
     let mine: &[usize] = mine;
     let first_ts = mine.first().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
     let last_ts = mine.last().and_then(|&i| recs.get(i)).map_or(0, |r| r.ts);
@@ -477,35 +492,20 @@ fn finish_visit(v: &mut Visit, pool: &mut [usize], recs: &[Record], u: &Universe
     if v.end < v.start {
         v.end = v.start;
     }
-    for &i in mine {
-        let Some(r) = recs.get(i) else { continue };
-        v.has_events |= r.kind.is_some();
-        v.first = v.first.min((r.file(), r.offset()));
-        if r.failed && call_role(r, u).is_none() {
-            v.failed = true;
-        }
-    }
-}
-
-/// Pairs the client events of one visit per peer into calls: each
-/// `client_recv` closes the oldest open `client_send` to the same peer.
-/// `pending` is a buffer for the open sends.
-fn visit_calls(
-    vi: usize,
-    mine: &[usize],
-    recs: &[Record],
-    u: &Universe,
-    calls: &mut Vec<Call>,
-    pending: &mut Vec<(SymId, Option<PendingSend>)>,
-) {
     // Open sends in arrival order: (peer, send); `None` once closed. A
     // visit has a handful of calls, so a scan beats a map of queues.
     pending.clear();
-    let first = calls.len();
+    let first_call = calls.len();
     for &i in mine {
         let Some(r) = recs.get(i) else { continue };
-        let Some(ev) = call_role(r, u) else { continue };
+        v.has_events |= r.kind.is_some();
         let key = (r.file(), r.offset());
+        v.first = v.first.min(key);
+        let Some(ev) = call_role(r, u) else {
+            // A client event's failure is its call's, not the visit's.
+            v.failed |= r.failed;
+            continue;
+        };
         match ev {
             CallEvent::Send(t) => pending.push((t, Some((r.ts, r.failed, key)))),
             CallEvent::Recv(t) => {
@@ -559,9 +559,10 @@ fn visit_calls(
         }
     }
     // (cs or cr, file, offset) is unique per call: the order is total.
-    if let Some(mine) = calls.get_mut(first..) {
+    if let Some(mine) = calls.get_mut(first_call..) {
         mine.sort_unstable_by_key(|c| c.key);
     }
+    v.calls = first_call..calls.len();
 }
 
 fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
@@ -738,6 +739,7 @@ fn build_with(
     group_by_service(recs, u.services.len(), s);
     s.visits.clear();
     s.visit_recs.clear();
+    s.calls.clear();
     let mut group_start = 0;
     for &(svc, end) in &s.services {
         let idxs = s.by_service.get(group_start..end).unwrap_or_default();
@@ -752,26 +754,15 @@ fn build_with(
         } else {
             plain_visits(svc, idxs, recs, &mut s.visits, &mut s.visit_recs);
         }
-        for v in s.visits.iter_mut().skip(first_new) {
-            finish_visit(v, &mut s.visit_recs, recs, u);
+        for (vi, v) in s.visits.iter_mut().enumerate().skip(first_new) {
+            let (pool, calls, pending) = (&mut s.visit_recs, &mut s.calls, &mut s.pending);
+            finish_visit(vi, v, pool, recs, u, calls, pending);
         }
     }
     let start = s.visits.iter().map(|v| v.start).min().unwrap_or(0);
     if s.visits.len() > opts.max_visits {
         too_large(start, &s.visits, out);
         return;
-    }
-    // Calls inside each caller visit.
-    s.calls.clear();
-    for vi in 0..s.visits.len() {
-        let first = s.calls.len();
-        if let Some(v) = s.visits.get(vi) {
-            let mine = v.recs(&s.visit_recs);
-            visit_calls(vi, mine, recs, u, &mut s.calls, &mut s.pending);
-        }
-        if let Some(v) = s.visits.get_mut(vi) {
-            v.calls = first..s.calls.len();
-        }
     }
     let logged = s.visits.len();
     link_parents(&mut s.visits, &mut s.calls, offsets, logged, &mut s.order);
