@@ -3,10 +3,11 @@
 # against the scan limits (wc -l, rg) and DuckDB running the same report in
 # hand-written SQL (bench/duckdb.sql). See bench/README.md.
 #
-# usage: bench/run.sh [--linear] [--runs N] [--size SIZE] [--no-save]
+# usage: bench/run.sh [--linear] [--runs N] [--size SIZE] [--no-pgo] [--no-save]
 #   --linear   also time hopscope on 2 GB (bench/data-2g) for a linearity check
 #   --runs N   run N rounds of every command; fastest and median kept (default 1)
 #   --size S   size of the main data set (default 1GB; cached per size)
+#   --no-pgo   do not build and time the profile-guided build (bench/pgo.sh)
 #   --no-save  do not write the table to bench/runs/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +16,15 @@ LINEAR=0
 RUNS=1
 SIZE=1GB
 SAVE=1
+PGO=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --linear) LINEAR=1 ;;
     --runs) RUNS="$2"; shift ;;
     --size) SIZE="$2"; shift ;;
     --no-save) SAVE=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --no-pgo) PGO=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -56,6 +59,10 @@ say "building (release)"
 cargo build --release --quiet --bin hopscope --example gen_logs
 HOPSCOPE=target/release/hopscope
 GEN=target/release/examples/gen_logs
+if [ "$PGO" = 1 ]; then
+  say "building the profile-guided hopscope (bench/pgo.sh)"
+  bench/pgo.sh
+fi
 
 # --- data ------------------------------------------------------------------
 # bench/data-<size>/{logs/,truth.json}; truth.json is written last, so its
@@ -174,10 +181,14 @@ PY
 
 DUCK="DuckDB $DUCKDB_VERSION (SET threads=2)"
 HS="hopscope report ($THREADS threads)"
+HSP="hopscope report, PGO build ($THREADS threads)"
 H2="hopscope report, 2 GB ($THREADS threads)"
 add "wc -l" "$TMP/wc.txt" "$DATA/logs" wc -l "${FILES[@]}"
 add "rg -c request_id" "$TMP/rg.txt" "$DATA/logs" rg -c request_id "${FILES[@]}"
 add "$HS" "$TMP/report.json" "$DATA/logs" "$HOPSCOPE" report "$DATA/logs" -o json
+if [ "$PGO" = 1 ]; then
+  add "$HSP" "$TMP/report_pgo.json" "$DATA/logs" target/pgo/hopscope report "$DATA/logs" -o json
+fi
 add "hopscope report --threads 1" "$TMP/report1.json" "$DATA/logs" "$HOPSCOPE" report "$DATA/logs" -o json --threads 1
 add "$DUCK" "$TMP/duckdb.out" "$DATA/logs" "$PY" "$TMP/duckdb_run.py" bench/duckdb.sql "$DATA/logs/*/*.log*" "$TMP/duckdb.json"
 if [ -n "$DATA2" ]; then
@@ -190,8 +201,8 @@ fi
 run_rounds
 
 # --- agreement with the generator's truth ------------------------------------
-AGREE=$("$PY" - "$DATA/truth.json" "$TMP/report.json" "$TMP/report1.json" "$TMP/duckdb.json" <<'PY'
-import json, sys
+AGREE=$("$PY" - "$DATA/truth.json" "$TMP/report.json" "$TMP/report1.json" "$TMP/duckdb.json" "$TMP/report_pgo.json" <<'PY'
+import json, os, sys
 truth, rep, rep1, duck = (json.load(open(p)) for p in sys.argv[1:5])
 def close(got, want, exact=False):
     if got is None or want is None:
@@ -260,6 +271,9 @@ for name, bad in (("hopscope", check_hopscope(rep)), ("hopscope --threads 1", ch
     print(f"- {name}: {verdict}")
 same = json.dumps(rep, sort_keys=True) == json.dumps(rep1, sort_keys=True)
 print(f"- hopscope's JSON with --threads 1 {'is identical to' if same else 'DIFFERS from'} the all-threads run")
+if os.path.exists(sys.argv[5]):
+    same = open(sys.argv[5], "rb").read() == open(sys.argv[2], "rb").read()
+    print(f"- the PGO build's JSON {'is byte-identical to' if same else 'DIFFERS from'} the standard build's")
 PY
 )
 
@@ -296,6 +310,9 @@ DIRTY=$(git status --porcelain -- src Cargo.toml 2>/dev/null | grep -q . && echo
   done
   echo
   echo "- hopscope vs DuckDB: DuckDB takes $(ratio "$DUCK" "$HS") hopscope's time"
+  if [ "$PGO" = 1 ]; then
+    echo "- hopscope's PGO build vs DuckDB: DuckDB takes $(ratio "$DUCK" "$HSP") its time; vs rg -c: it takes $(ratio "$HSP" "rg -c request_id") rg's time; vs the standard build: $(ratio "$HS" "$HSP")"
+  fi
   echo "- hopscope vs rg -c: hopscope takes $(ratio "$HS" "rg -c request_id") rg's time, $(ratio "$HS" "wc -l") wc -l's"
   echo "- hopscope 1 thread vs $THREADS: speed-up $(ratio "hopscope report --threads 1" "$HS")"
   if [ -n "$DATA2" ]; then
