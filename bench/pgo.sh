@@ -39,13 +39,14 @@ find "$TMP/rich" "$TMP/mixed" -type f -exec touch -d "@$(($(date +%s) - 60))" {}
 TRAIN=("$TMP/rich/logs" "$TMP/mixed/logs" testdata/logs)
 
 # With --target, RUSTFLAGS reach hopscope's own code only, not the build
-# scripts and procedural macros that run while it is built.
+# scripts and procedural macros that run while it is built. The `dist`
+# profile is the release profile with fat LTO and one codegen unit.
 build() {
-  RUSTFLAGS="$1" cargo build --release --quiet --bin hopscope --target "$HOST" --target-dir "target/pgo-build/$2"
+  RUSTFLAGS="$1" cargo build --profile dist --quiet --bin hopscope --target "$HOST" --target-dir "target/pgo-build/$2"
 }
 say "building an instrumented hopscope"
 build "-Cprofile-generate=$TMP/profiles" generate
-INSTR="target/pgo-build/generate/$HOST/release/hopscope"
+INSTR="target/pgo-build/generate/$HOST/dist/hopscope"
 say "training on ${TRAIN[*]}"
 for d in "${TRAIN[@]}"; do
   "$INSTR" report "$d" -o json >/dev/null
@@ -56,7 +57,7 @@ done
 
 say "building the optimised hopscope"
 build "-Cprofile-use=$PWD/$OUT/hopscope.profdata" use
-cp "target/pgo-build/use/$HOST/release/hopscope" "$OUT/hopscope"
+cp "target/pgo-build/use/$HOST/dist/hopscope" "$OUT/hopscope"
 
 # The optimised build must say exactly what the standard one says.
 for d in "${TRAIN[@]}"; do
