@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift ;;
     --no-save) SAVE=0 ;;
     --no-pgo) PGO=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -75,6 +75,10 @@ dataset() {
     rm -rf "$dir/logs"
     mkdir -p "$dir"
     "$GEN" --out "$dir" --size "$size" --seed "$SEED" --rich
+    # hopscope reads files changed in the last 30 s into memory instead of
+    # mapping them (a live log may be truncated under it); aged by a minute,
+    # fresh data is measured the way it is on every later run.
+    find "$dir" -type f -exec touch -d "@$(($(date +%s) - 60))" {} +
   fi
   echo "$dir"
 }
