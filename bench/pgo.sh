@@ -23,6 +23,14 @@ if [ ! -x "$PROFDATA" ]; then
 fi
 
 OUT=target/pgo
+# The build is skipped when nothing it depends on changed since the last
+# one: the sources, the manifest and lock file, the generator, this script
+# and the compiler.
+KEY=$( { rustc -vV; find src examples Cargo.toml Cargo.lock bench/pgo.sh -type f | sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
+if [ -x "$OUT/hopscope" ] && [ "$(cat "$OUT/key" 2>/dev/null)" = "$KEY" ]; then
+  say "$OUT/hopscope is up to date"
+  exit 0
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 rm -rf "$OUT"
@@ -69,4 +77,5 @@ for d in "${TRAIN[@]}"; do
     fi
   done
 done
+echo "$KEY" >"$OUT/key"
 say "built $OUT/hopscope (its output equals the standard build's on the training logs)"
