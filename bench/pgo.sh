@@ -19,7 +19,10 @@ HOST=$(rustc -vV | sed -n 's/^host: //p')
 PROFDATA="$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata"
 if [ ! -x "$PROFDATA" ]; then
   say "installing the llvm-tools component (for llvm-profdata)"
-  rustup component add llvm-tools >/dev/null
+  if ! rustup component add llvm-tools >/dev/null || [ ! -x "$PROFDATA" ]; then
+    say "no llvm-profdata for this rustc (it comes with rustup's llvm-tools component)"
+    exit 1
+  fi
 fi
 
 OUT=target/pgo
