@@ -27,9 +27,9 @@ fi
 
 OUT=target/pgo
 # The build is skipped when nothing it depends on changed since the last
-# one: the sources, the manifest and lock file, the generator, this script
-# and the compiler.
-KEY=$( { rustc -vV; find src examples Cargo.toml Cargo.lock bench/pgo.sh -type f | sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
+# one: the sources, the manifest and lock file, the generator, the
+# training logs of testdata/, this script and the compiler.
+KEY=$( { rustc -vV; find src examples testdata Cargo.toml Cargo.lock bench/pgo.sh -type f | sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
 if [ -x "$OUT/hopscope" ] && [ "$(cat "$OUT/key" 2>/dev/null)" = "$KEY" ]; then
   say "$OUT/hopscope is up to date"
   exit 0

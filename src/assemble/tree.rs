@@ -760,6 +760,8 @@ fn build_with(
         }
     }
     let start = s.visits.iter().map(|v| v.start).min().unwrap_or(0);
+    // Calls were paired while the visits were finished, in the same pass
+    // over their records; a request cut short here wasted only that pass.
     if s.visits.len() > opts.max_visits {
         too_large(start, &s.visits, out);
         return;
