@@ -194,10 +194,17 @@ fn line_rules(cfg: &Config) -> LineRules {
 /// Inputs at least this large get a progress bar (on a terminal).
 const PROGRESS_MIN_BYTES: u64 = 100 << 20;
 
-/// A progress bar over the bytes to parse, on stderr, only when stderr is a
-/// terminal, the input is large and `--quiet` is not given.
+/// Whether a run shows a progress bar: only for a person watching a
+/// terminal, and only when the wait is long enough to matter (a bar in a CI
+/// log or a pipe is noise).
+fn wants_progress(quiet: bool, total_bytes: u64, stderr_is_terminal: bool) -> bool {
+    !quiet && total_bytes >= PROGRESS_MIN_BYTES && stderr_is_terminal
+}
+
+/// A progress bar over the bytes to parse, on stderr (see
+/// [`wants_progress`]).
 fn progress_bar(cfg: &Config, total: u64) -> Option<indicatif::ProgressBar> {
-    if cfg.quiet || total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+    if !wants_progress(cfg.quiet, total, std::io::stderr().is_terminal()) {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total);
@@ -1364,6 +1371,20 @@ mod tests {
     #[test]
     fn a_request_costs_44_bytes_besides_its_records() {
         assert_eq!(std::mem::size_of::<Piece>(), 40);
+    }
+
+    /// The bar is for a person at a terminal waiting on 100 MB or more:
+    /// never in a pipe or CI log, never with `--quiet`, never for a small
+    /// input (100 MiB = 104,857,600 bytes is the boundary).
+    #[test]
+    fn progress_bar_only_on_a_terminal_for_large_inputs() {
+        let big = 104_857_600;
+        assert!(wants_progress(false, big, true));
+        assert!(wants_progress(false, 5 << 30, true));
+        assert!(!wants_progress(false, big - 1, true));
+        assert!(!wants_progress(false, big, false));
+        assert!(!wants_progress(true, big, true));
+        assert!(!wants_progress(false, 0, true));
     }
 
     /// A config as the command line `hopscope report ARGS...` gives it.

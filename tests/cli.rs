@@ -497,3 +497,62 @@ fn most_requests_on_one_service_warn_about_the_id_field() {
         "{message}"
     );
 }
+
+/// Issue-level contract of the progress bar: on stderr, only when stderr is
+/// a terminal and the input is at least 100 MB, and never with `--quiet`.
+/// One 106 MB file (one 5 ms request, then 101 lines of 1 MiB that are not
+/// JSON) serves all three runs; the terminal is a pseudo-terminal from
+/// util-linux `script`.
+#[test]
+fn progress_bar_only_on_a_terminal_and_never_quiet() {
+    let d = tempfile::tempdir().unwrap();
+    let mut body = Vec::with_capacity(106 << 20);
+    body.extend_from_slice(
+        b"{\"ts\":\"2024-05-01T10:00:00.000Z\",\"service\":\"gateway\",\"request_id\":\"r1\",\"event\":\"server_recv\"}\n\
+          {\"ts\":\"2024-05-01T10:00:00.005Z\",\"service\":\"gateway\",\"request_id\":\"r1\",\"event\":\"server_send\"}\n",
+    );
+    for _ in 0..101 {
+        body.extend(std::iter::repeat_n(b'x', 1 << 20));
+        body.push(b'\n');
+    }
+    let file = write(d.path(), "big.log", &body);
+    let path = file.to_str().unwrap();
+
+    // Piped stderr (a CI log): the report, and nothing on stderr.
+    let out = run(&[path, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["input"]["bytes"], 2 * 94 + 101 * ((1 << 20) + 1));
+    assert_eq!(v["input"]["records"], 2);
+    assert_eq!(v["input"]["skipped"]["parse_error"], 101);
+    assert_eq!(v["requests"]["latency_ms"]["max"], 5.0);
+
+    // On a terminal: the bar, over the input's 101.0 MiB.
+    let on_tty = |extra: &str| {
+        let cmd = format!(
+            "'{}' '{path}' -o json {extra} > /dev/null",
+            env!("CARGO_BIN_EXE_hopscope")
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("util-linux `script` (a pseudo-terminal) is needed for this test");
+        assert_eq!(out.status.code(), Some(0), "{cmd}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(
+        shown.contains("reading") && shown.contains("/101.00 MiB"),
+        "no progress bar on a terminal: {shown:?}"
+    );
+    let quiet = on_tty("--quiet");
+    assert!(
+        !quiet.contains("reading"),
+        "a bar despite --quiet: {quiet:?}"
+    );
+}
