@@ -27,7 +27,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
 
-use hopscope::model::{IdKey, Interner};
+use hopscope::model::{IdKey, Interner, Record};
 use hopscope::parse::container::Envelope;
 use hopscope::parse::fields::{Role, Schema};
 use hopscope::parse::regex::{Pattern, presets};
@@ -390,6 +390,74 @@ fn check_split(data: &[u8], cut: Index, rules: &LineRules) {
     }
 }
 
+/// A record with its chunk-local ids (services, peers, text IDs, spans)
+/// replaced by the texts they stand for, so records of different chunks
+/// compare.
+fn resolved(r: &Record, c: &ChunkRecords) -> String {
+    let spans = c.spans.get(r.spans as usize).map(|s| {
+        (
+            s.span.map(|k| k.text(&c.ids)),
+            s.parent.map(|k| k.text(&c.ids)),
+        )
+    });
+    format!(
+        "{} ts={} loc={} dur={:?} svc={} peer={:?} spans={:?} kind={:?} anchored={} failed={}",
+        r.req().text(&c.ids),
+        r.ts,
+        r.loc,
+        r.duration(),
+        c.services.name(r.service),
+        r.peer().map(|p| c.peers.name(p)),
+        spans,
+        r.kind,
+        r.anchored_start,
+        r.failed
+    )
+}
+
+/// A chunk parsed whole carries state from line to line (flat-line plans
+/// per key sequence, the last timestamp's minute, shared interners); each
+/// line parsed alone as its own chunk has none of it. Both must give the
+/// same records and counts, for every fixed format.
+fn check_line_by_line(data: &[u8], rules: &LineRules) {
+    let fixed = readers()
+        .iter()
+        .filter(|(_, r)| r.envelope.is_none() && r.format.is_some());
+    for (name, reader) in fixed {
+        let ctx = FileContext {
+            file: 2,
+            path_service: "pathsvc",
+            reader,
+        };
+        let whole = parse::parse_chunk(data, 500, &ctx, rules);
+        let got: Vec<String> = whole.records.iter().map(|r| resolved(r, &whole)).collect();
+        let mut want = Vec::new();
+        let mut counts = parse::ParseStats::default();
+        for (at, _) in parse::lines(data) {
+            let end = data[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |n| at + n + 1);
+            let alone = parse::parse_chunk(&data[at..end], 500 + at as u64, &ctx, rules);
+            want.extend(alone.records.iter().map(|r| resolved(r, &alone)));
+            counts.merge(&alone.stats);
+        }
+        assert_eq!(got, want, "{name}: records differ line by line");
+        let st = &whole.stats;
+        assert_eq!(
+            (st.lines, st.records, st.blank, st.skipped, st.names_used),
+            (
+                counts.lines,
+                counts.records,
+                counts.blank,
+                counts.skipped,
+                counts.names_used
+            ),
+            "{name}: counts differ line by line"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Mutations
 
@@ -609,6 +677,7 @@ proptest! {
         let rules = &rule_sets()[rules];
         parse_all(&data, rules);
         check_split(&data, cut, rules);
+        check_line_by_line(&data, rules);
     }
 
     /// Arbitrary bytes through every reader.
