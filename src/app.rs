@@ -328,6 +328,28 @@ pub fn file_service(f: &InputFile, reader: &FileReader, cfg: &Config) -> (String
     }
 }
 
+/// The 1-based line number, in its file, of the skipped line at `offset` of
+/// file `file` (for `--strict`): the lines of the file's chunks before the
+/// one that holds it, plus its line in that chunk. `chunks` are in file and
+/// offset order.
+fn strict_line(chunks: &[ParsedChunk], inputs: &Inputs, file: u32, offset: u64) -> u64 {
+    let mut before = 0;
+    let of_file = chunks
+        .iter()
+        .filter(|c| inputs.files.get(c.file).is_some_and(|f| f.id == file));
+    for c in of_file {
+        if c.records
+            .stats
+            .first_skip
+            .is_some_and(|(_, at, _)| at == offset)
+        {
+            return before + c.skip_line.unwrap_or(1);
+        }
+        before += c.records.stats.lines;
+    }
+    before + 1
+}
+
 /// The 1-based line number of byte `offset` in `data`.
 fn line_number(data: &[u8], offset: u64) -> u64 {
     let end = usize::try_from(offset)
@@ -372,14 +394,229 @@ thread_local! {
     static RECORD_BUFFER: std::cell::Cell<Vec<Record>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Parses every file in parallel and interns services and peers.
-pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
+/// One parsed chunk: a byte range of a mapped or read file, or a piece of a
+/// decompressed stream.
+struct ParsedChunk {
+    /// Index of the file in [`Inputs::files`].
+    file: usize,
+    /// Where the chunk starts in the file's (decompressed) bytes.
+    offset: u64,
+    /// The chunk's number for the partitioner (unique in the run).
+    chunk: usize,
+    records: parse::ChunkRecords,
+    /// With `--strict`: the line, counted from 1 within the chunk, of its
+    /// first skipped line (the file's line number needs the lines of the
+    /// chunks before it, and a stream's bytes are gone by then).
+    skip_line: Option<u64>,
+}
+
+/// How a chunk's local ids become the run's: global service, peer and
+/// text-ID indexes by local index, and where its span pairs start.
+type ChunkRemap = (Vec<u32>, Vec<u32>, Vec<u32>, u32);
+
+/// What the parse stage does with one file or part of one.
+enum ParseJob {
+    /// A byte range of a mapped or read file, and its chunk number.
+    Range(usize, std::ops::Range<usize>, usize),
+    /// A whole compressed file, decompressed piece by piece.
+    Stream(usize),
+}
+
+/// How a streamed file went: the reader its first lines chose, the
+/// compressed bytes read, and the error that cut it short (if any) with
+/// the decompressed bytes read before it.
+struct StreamOutcome {
+    file: usize,
+    reader: FileReader,
+    raw_bytes: u64,
+    error: Option<(u64, std::io::Error)>,
+}
+
+/// Everything a chunk's parse needs besides its bytes, shared by the
+/// workers.
+struct ChunkParser<'a> {
+    cfg: &'a Config,
+    rules: &'a LineRules,
+    partitioner: &'a group::Partitioner,
+    progress: Option<&'a indicatif::ProgressBar>,
+}
+
+impl ChunkParser<'_> {
+    /// Parses one chunk and hands its records to their partitions while they
+    /// are hot in this core's cache.
+    fn parse(
+        &self,
+        file: usize,
+        offset: u64,
+        data: &[u8],
+        chunk: usize,
+        ctx: &FileContext<'_>,
+    ) -> ParsedChunk {
+        let buffer = RECORD_BUFFER.with(|b| b.take());
+        let mut parsed = parse::parse_chunk_into(data, offset, ctx, self.rules, buffer);
+        self.partitioner.add(chunk, &parsed.records, &parsed.ids);
+        // The buffer stays with this worker for its next chunk.
+        RECORD_BUFFER.with(|b| b.replace(std::mem::take(&mut parsed.records)));
+        let skip_line = match parsed.stats.first_skip {
+            Some((_, at, _)) if self.cfg.strict => {
+                Some(line_number(data, at.saturating_sub(offset)))
+            }
+            _ => None,
+        };
+        ParsedChunk {
+            file,
+            offset,
+            chunk,
+            records: parsed,
+            skip_line,
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(p) = self.progress {
+            p.inc(bytes);
+        }
+    }
+}
+
+/// Pieces of a stream parsed at once by other workers, per worker thread:
+/// beyond it the reading worker parses its pieces itself, so a stream
+/// that decompresses faster than the others parse never piles up in
+/// memory.
+const PIECES_IN_FLIGHT: usize = 1;
+
+/// Decompresses and parses one compressed file, piece by piece; the pieces
+/// are handed to idle workers while the decompression goes on.
+fn parse_stream(
+    i: usize,
+    file: &InputFile,
+    stream: &input::Stream,
+    parser: &ChunkParser<'_>,
+    next_chunk: &std::sync::atomic::AtomicUsize,
+) -> (Vec<ParsedChunk>, StreamOutcome) {
+    use std::sync::atomic::Ordering;
+    let cfg = parser.cfg;
+    let mut outcome = StreamOutcome {
+        file: i,
+        reader: FileReader::default(),
+        raw_bytes: 0,
+        error: None,
+    };
+    let mut pieces = match stream.pieces(cfg.chunk_size) {
+        Ok(p) => p,
+        Err(e) => {
+            outcome.error = Some((0, e));
+            return (Vec::new(), outcome);
+        }
+    };
+    let mut counted = 0u64;
+    let mut next = |outcome: &mut StreamOutcome| match pieces.next_piece() {
+        Ok(piece) => {
+            let raw = pieces.raw_bytes();
+            parser.advance(raw.saturating_sub(counted));
+            counted = raw;
+            outcome.raw_bytes = raw;
+            piece
+        }
+        Err(e) => {
+            outcome.raw_bytes = pieces.raw_bytes();
+            outcome.error = Some((pieces.decompressed_bytes(), e));
+            None
+        }
+    };
+    // The reader is chosen from the same first lines as for a file in
+    // hand: pieces are held until they hold enough of them.
+    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+    let (mut sampled, mut held) = (0usize, 0usize);
+    while sampled < SNIFF_LINES || held < SPAN_EXPORT_SNIFF {
+        let Some(piece) = next(&mut outcome) else {
+            break;
+        };
+        sampled += sample_lines(&piece.1, cfg.max_line);
+        held += piece.1.len();
+        pending.push(piece);
+    }
+    let sniff: Vec<u8> = pending
+        .iter()
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    outcome.reader = choose_reader(&sniff, cfg, &parser.rules.schema);
+    drop(sniff);
+    if outcome.reader.envelope.is_some() {
+        // Container files are parsed in one piece: partial lines join
+        // across what would be piece boundaries.
+        let mut whole: Vec<u8> = Vec::new();
+        for (_, p) in pending.drain(..) {
+            whole.extend_from_slice(&p);
+        }
+        while let Some((_, p)) = next(&mut outcome) {
+            whole.extend_from_slice(&p);
+        }
+        if !whole.is_empty() {
+            pending.push((0, whole));
+        }
+    }
+    let reader = outcome.reader.clone();
+    let service = file_service(file, &reader, cfg).0;
+    let ctx = FileContext {
+        file: file.id,
+        path_service: &service,
+        reader: &reader,
+    };
+    let parsed = std::sync::Mutex::new(Vec::new());
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    let limit = PIECES_IN_FLIGHT * rayon::current_num_threads();
+    rayon::scope(|scope| {
+        let mut pending = pending.into_iter();
+        while let Some((offset, piece)) = pending.next().or_else(|| next(&mut outcome)) {
+            let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
+            if in_flight.load(Ordering::Acquire) < limit {
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                let (parsed, in_flight, ctx) = (&parsed, &in_flight, &ctx);
+                scope.spawn(move |_| {
+                    let done = parser.parse(i, offset, &piece, chunk, ctx);
+                    drop(piece);
+                    lock(parsed).push(done);
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                });
+            } else {
+                let done = parser.parse(i, offset, &piece, chunk, &ctx);
+                lock(&parsed).push(done);
+            }
+        }
+    });
+    let parsed = parsed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (parsed, outcome)
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Bytes of a file's start that [`looks_like_span_export`] reads.
+const SPAN_EXPORT_SNIFF: usize = 4096;
+
+/// How many of `data`'s lines [`choose_reader`] would sample.
+fn sample_lines(data: &[u8], max_line: usize) -> usize {
+    parse::lines(data)
+        .filter(|(_, l)| l.len() <= max_line && !detect::is_blank(l))
+        .count()
+}
+
+/// Parses every file in parallel and interns services and peers. A
+/// compressed file that fails part-way keeps the records of the lines
+/// before the failure and is named in `diag`.
+pub fn load(cfg: &Config, inputs: &Inputs, diag: &mut Diagnostics) -> Result<Loaded, Error> {
     let rules = line_rules(cfg);
-    // How each file is read, decided once from its first non-blank lines.
-    let readers: Vec<FileReader> = inputs
+    // How each file is read, decided once from its first non-blank lines
+    // (a stream's while it is read).
+    let mut readers: Vec<FileReader> = inputs
         .sources
         .iter()
-        .map(|s| match s {
+        .map(|s| match s.as_ref().and_then(Source::bytes) {
             None => FileReader::default(),
             Some(src) => choose_reader(src, cfg, &rules.schema),
         })
@@ -390,53 +627,78 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
         .zip(&readers)
         .map(|(f, r)| file_service(f, r, cfg).0)
         .collect();
-    let mut jobs: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let mut jobs: Vec<ParseJob> = Vec::new();
+    let mut total: u64 = 0;
+    let mut ranges = 0;
     for (i, s) in inputs.sources.iter().enumerate() {
-        if let Some(src) = s {
-            // Container files are read in one piece: partial lines join
-            // across what would be chunk boundaries.
-            let target = match readers.get(i).and_then(|r| r.envelope) {
-                Some(_) => usize::MAX,
-                None => cfg.chunk_size,
-            };
-            for r in input::chunk_ranges(src, target) {
-                jobs.push((i, r));
+        match s {
+            Some(Source::Stream(_)) => {
+                jobs.push(ParseJob::Stream(i));
+                total += inputs
+                    .files
+                    .get(i)
+                    .and_then(|f| std::fs::metadata(&f.path).ok())
+                    .map_or(0, |m| m.len());
             }
+            Some(src) => {
+                let data = src.bytes().unwrap_or_default();
+                // Container files are read in one piece: partial lines join
+                // across what would be chunk boundaries.
+                let target = match readers.get(i).and_then(|r| r.envelope) {
+                    Some(_) => usize::MAX,
+                    None => cfg.chunk_size,
+                };
+                for r in input::chunk_ranges(data, target) {
+                    total += r.len() as u64;
+                    jobs.push(ParseJob::Range(i, r, ranges));
+                    ranges += 1;
+                }
+            }
+            None => {}
         }
     }
+    // The big streams first: one alone can outlast every other job.
+    jobs.sort_by_key(|j| !matches!(j, ParseJob::Stream(_)));
     let t = Instant::now();
-    let total: u64 = jobs.iter().map(|(_, r)| r.len() as u64).sum();
     let progress = progress_bar(cfg, total);
     let partitioner = group::Partitioner::default();
-    let chunks: Vec<(usize, parse::ChunkRecords)> = jobs
+    let parser = ChunkParser {
+        cfg,
+        rules: &rules,
+        partitioner: &partitioner,
+        progress: progress.as_ref(),
+    };
+    let next_chunk = std::sync::atomic::AtomicUsize::new(ranges);
+    let done: Vec<(Vec<ParsedChunk>, Option<StreamOutcome>)> = jobs
         .par_iter()
-        .enumerate()
-        .map(|(chunk, (i, range))| {
-            let source = inputs.sources.get(*i).and_then(Option::as_ref);
-            let src: &[u8] = source.map(|s| &s[..]).unwrap_or_default();
-            let file = inputs.files.get(*i);
-            let default_reader = FileReader::default();
-            let ctx = FileContext {
-                file: file.map_or(0, |f| f.id),
-                path_service: services.get(*i).map_or("", String::as_str),
-                reader: readers.get(*i).unwrap_or(&default_reader),
-            };
-            let data = src.get(range.clone()).unwrap_or_default();
-            let buffer = RECORD_BUFFER.with(|b| b.take());
-            let mut parsed =
-                parse::parse_chunk_into(data, range.start as u64, &ctx, &rules, buffer);
-            // Handed to their partitions while hot in this core's cache; the
-            // buffer stays with this worker for its next chunk.
-            partitioner.add(chunk, &parsed.records, &parsed.ids);
-            RECORD_BUFFER.with(|b| b.replace(std::mem::take(&mut parsed.records)));
-            // Records own their values: the parsed pages can go.
-            if let Some(s) = source {
-                s.release(range.clone());
+        .map(|job| match job {
+            ParseJob::Range(i, range, chunk) => {
+                let source = inputs.sources.get(*i).and_then(Option::as_ref);
+                let src = source.and_then(Source::bytes).unwrap_or_default();
+                let default_reader = FileReader::default();
+                let ctx = FileContext {
+                    file: inputs.files.get(*i).map_or(0, |f| f.id),
+                    path_service: services.get(*i).map_or("", String::as_str),
+                    reader: readers.get(*i).unwrap_or(&default_reader),
+                };
+                let data = src.get(range.clone()).unwrap_or_default();
+                let parsed = parser.parse(*i, range.start as u64, data, *chunk, &ctx);
+                // Records own their values: the parsed pages can go.
+                if let Some(s) = source {
+                    s.release(range.clone());
+                }
+                parser.advance(range.len() as u64);
+                (vec![parsed], None)
             }
-            if let Some(p) = &progress {
-                p.inc(range.len() as u64);
+            ParseJob::Stream(i) => {
+                let (Some(file), Some(Some(Source::Stream(stream)))) =
+                    (inputs.files.get(*i), inputs.sources.get(*i))
+                else {
+                    return (Vec::new(), None);
+                };
+                let (parsed, outcome) = parse_stream(*i, file, stream, &parser, &next_chunk);
+                (parsed, Some(outcome))
             }
-            (*i, parsed)
         })
         .collect();
     if let Some(p) = &progress {
@@ -445,13 +707,42 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     stage_timing("parse", t);
     let t = Instant::now();
     let mut facts = inputs.facts.clone();
+    let mut chunks: Vec<ParsedChunk> = Vec::new();
+    for (parsed, outcome) in done {
+        chunks.extend(parsed);
+        let Some(o) = outcome else { continue };
+        facts.bytes += o.raw_bytes;
+        if let Some((read, e)) = &o.error {
+            let path = inputs.files.get(o.file).map_or("", |f| f.display.as_str());
+            let why = input::io_message(e);
+            diag.unreadable.push(match read {
+                0 => format!("{path}: {why}"),
+                n => format!(
+                    "{path}: {why} after {n} bytes of decompressed logs \
+                     (the lines before it are counted)"
+                ),
+            });
+        }
+        if let Some(r) = readers.get_mut(o.file) {
+            *r = o.reader;
+        }
+    }
+    // File and offset order: the interners' order, hence the output, does
+    // not depend on which worker parsed what.
+    chunks.sort_unstable_by_key(|c| (c.file, c.offset));
     let mut services = Interner::default();
     let mut peers = Interner::default();
     let mut ids = Interner::default();
     let mut spans: Vec<crate::model::SpanPair> = Vec::new();
     let mut per_file = vec![ParseStats::default(); inputs.files.len()];
-    let mut remaps = Vec::with_capacity(chunks.len());
-    for (i, c) in &chunks {
+    let mut remaps: Vec<Option<ChunkRemap>> = (0..next_chunk.into_inner()).map(|_| None).collect();
+    for ParsedChunk {
+        file: i,
+        chunk,
+        records: c,
+        ..
+    } in &chunks
+    {
         facts.parse.merge(&c.stats);
         if let Some(f) = per_file.get_mut(*i) {
             f.merge(&c.stats);
@@ -473,20 +764,17 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
                 parent: p.parent.map(remap_id),
             });
         }
-        remaps.push((svc, peer, id, span_base));
+        if let Some(slot) = remaps.get_mut(*chunk) {
+            *slot = Some((svc, peer, id, span_base));
+        }
     }
     if cfg.strict
         && let Some((file, offset, reason)) = facts.parse.first_skip
     {
         let f = inputs.files.iter().find(|f| f.id == file);
-        let data = inputs
-            .sources
-            .get(file as usize)
-            .and_then(|s| s.as_deref())
-            .unwrap_or_default();
         return Err(Error::Strict {
             path: f.map_or(String::new(), |f| report::table::sanitize(&f.display)),
-            line: line_number(data, offset),
+            line: strict_line(&chunks, inputs, file, offset),
             reason: reason.name().to_string(),
         });
     }
@@ -495,7 +783,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
         let source = inputs.sources.get(i).and_then(Option::as_ref);
         if source.is_some() && st.records == 0 && st.lines > st.blank {
             facts.files_without_records.push(f.display.clone());
-            if source.is_some_and(|s| looks_like_span_export(s)) {
+            if source.is_some_and(|s| looks_like_span_export(s.head())) {
                 facts.span_exports.push(f.display.clone());
             }
         }
@@ -508,7 +796,7 @@ pub fn load(cfg: &Config, inputs: &Inputs) -> Result<Loaded, Error> {
     let t = Instant::now();
     // Chunk-local ids become global ones.
     let records = partitioner.finish(|chunk, mut r| {
-        let Some((svc, peer, id, span_base)) = remaps.get(chunk) else {
+        let Some((svc, peer, id, span_base)) = remaps.get(chunk).and_then(Option::as_ref) else {
             return r;
         };
         r.service = svc.get(r.service as usize).copied().unwrap_or(0);
@@ -1063,7 +1351,7 @@ fn load_input(cfg: &Config, diag: &mut Diagnostics) -> Result<Loaded, Error> {
     let t = Instant::now();
     let inputs = open_inputs(cfg, diag)?;
     stage_timing("open", t);
-    load(cfg, &inputs)
+    load(cfg, &inputs, diag)
 }
 
 /// Reads and prepares the input of a run whose requests are assembled one
@@ -1322,7 +1610,7 @@ pub fn run_files(
 ) -> Result<u8, Error> {
     let (rows, code) = with_pool(cfg, err, |diag| {
         let inputs = open_inputs(cfg, diag)?;
-        let loaded = load(cfg, &inputs)?;
+        let loaded = load(cfg, &inputs, diag)?;
         let schema = Schema::new(&cfg.field_overrides);
         Ok(report::files::rows(&loaded.files, &schema))
     })?;

@@ -79,3 +79,51 @@ fn examples_are_identical_under_every_strategy() {
         }
     }
 }
+
+/// Compressed files are decompressed piece by piece while they are parsed
+/// (`--chunk-size` sets the piece size too). Every `testdata` file
+/// compressed, alternately `.gz` and `.zst`: the same report as the plain
+/// files, but for `input.bytes` (the compressed sizes), under every
+/// strategy, with pieces as small as one line.
+#[test]
+fn compressed_testdata_is_identical_to_plain() {
+    use std::io::Write;
+    let src = repo_dir().join("testdata/logs");
+    let d = tempfile::tempdir().unwrap();
+    let mut compressed_bytes = 0u64;
+    let mut services: Vec<std::path::PathBuf> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    services.sort();
+    for (k, service) in services.iter().enumerate() {
+        for file in std::fs::read_dir(service).unwrap() {
+            let file = file.unwrap().path();
+            let data = std::fs::read(&file).unwrap();
+            let name = file.file_name().unwrap().to_str().unwrap();
+            let dir = d.path().join(service.file_name().unwrap());
+            std::fs::create_dir_all(&dir).unwrap();
+            let (path, raw) = if k % 2 == 0 {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(&data).unwrap();
+                (dir.join(format!("{name}.gz")), e.finish().unwrap())
+            } else {
+                let raw = zstd::encode_all(&data[..], 3).unwrap();
+                (dir.join(format!("{name}.zst")), raw)
+            };
+            compressed_bytes += raw.len() as u64;
+            std::fs::write(path, raw).unwrap();
+        }
+    }
+    let without_bytes = |json: &[u8]| {
+        let mut v: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let bytes = v["input"]["bytes"].take();
+        (v, bytes)
+    };
+    let (plain, _) = without_bytes(&json_with(&[src.as_path()], &[]));
+    let (packed, bytes) = without_bytes(&json_with(&[d.path()], &[]));
+    assert_eq!(bytes, compressed_bytes);
+    assert!(plain == packed, "compressed input changed the report");
+    assert_all_strategies_agree(&[d.path()]);
+}

@@ -800,7 +800,7 @@ mod tests {
         };
         let o = super::super::open(&d.files[0], super::super::MmapChoice::Always).unwrap();
         writer.join().unwrap();
-        assert_eq!(&*o.source, b"from fifo\n");
+        assert_eq!(o.source.bytes().unwrap(), b"from fifo\n");
         assert!(matches!(o.source, super::super::Source::Heap(_)));
     }
 
