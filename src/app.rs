@@ -509,6 +509,7 @@ fn parse_stream(
             return (Vec::new(), outcome);
         }
     };
+    let spare = pieces.recycler();
     let mut counted = 0u64;
     let mut next = |outcome: &mut StreamOutcome| match pieces.next_piece() {
         Ok(piece) => {
@@ -572,15 +573,16 @@ fn parse_stream(
             let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
             if in_flight.load(Ordering::Acquire) < limit {
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                let (parsed, in_flight, ctx) = (&parsed, &in_flight, &ctx);
+                let (parsed, in_flight, ctx, spare) = (&parsed, &in_flight, &ctx, &spare);
                 scope.spawn(move |_| {
                     let done = parser.parse(i, offset, &piece, chunk, ctx);
-                    drop(piece);
+                    spare.give(piece);
                     lock(parsed).push(done);
                     in_flight.fetch_sub(1, Ordering::AcqRel);
                 });
             } else {
                 let done = parser.parse(i, offset, &piece, chunk, &ctx);
+                spare.give(piece);
                 lock(&parsed).push(done);
             }
         }

@@ -377,7 +377,7 @@ pub struct InputArgs {
     /// the reader (logrotate copytruncate) would kill it with SIGBUS.
     #[arg(long, overrides_with = "no_mmap")]
     pub mmap: bool,
-    /// Read files into memory instead of mapping them.
+    /// Read files as streams instead of mapping them.
     #[arg(long, overrides_with = "mmap")]
     pub no_mmap: bool,
     /// Parse chunk size in bytes (for tests of the chunked reader).

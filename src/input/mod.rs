@@ -1,7 +1,7 @@
 //! Input stage: which files to read ([`discover()`]), their bytes ([`open`]:
-//! a memory map, a heap buffer, or for `.gz`/`.zst` files a stream
-//! decompressed piece by piece while it is parsed), and newline-aligned
-//! chunks of those bytes ([`chunk_ranges`], [`Pieces`]) — SPEC §1 "Files".
+//! a memory map, or a stream read and decompressed piece by piece while it
+//! is parsed), and newline-aligned chunks of those bytes ([`chunk_ranges`],
+//! [`Pieces`]) — SPEC §1 "Files".
 //!
 //! This module owns the mmap *policy* ([`MmapChoice`], the fallback to read);
 //! the mechanism, the crate's only `unsafe`, is in `mmap.rs`. Errors are
@@ -27,44 +27,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// to call a file binary (SPEC §1: "first 8 KiB").
 pub const BINARY_SNIFF_LEN: usize = 8 << 10;
 
-/// Bytes of one input: a memory map, a heap buffer, or a compressed file
-/// still to be decompressed.
+/// Bytes of one input: a memory map, or a stream still to be read.
 #[derive(Debug)]
 pub enum Source {
     /// A read-only map of a plain file (see `mmap.rs` for the truncation risk).
     Mmap(memmap2::Mmap),
-    /// Bytes read into memory: stdin, fifos, empty files, `--no-mmap`, or a
-    /// failed mapping.
-    Heap(Vec<u8>),
-    /// A compressed regular file, decompressed by [`Stream::pieces`] while it
-    /// is parsed: memory holds a few pieces of it, never the whole file.
+    /// Everything that is not mapped — compressed files, files changed in
+    /// the last 30 s, `--no-mmap`, stdin, fifos, a failed mapping — read
+    /// (and decompressed) by [`Stream::pieces`] while it is parsed: memory
+    /// holds a few pieces of it, never the whole input.
     Stream(Stream),
 }
 
 impl Source {
-    /// All the bytes, when they are in hand (mapped or read); `None` for a
-    /// stream, which is read by [`Stream::pieces`].
+    /// All the bytes of a mapped file; `None` for a stream, which is read
+    /// by [`Stream::pieces`].
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             Source::Mmap(m) => Some(m),
-            Source::Heap(v) => Some(v),
             Source::Stream(_) => None,
         }
     }
 
-    /// The first bytes: all of them, or a stream's first
+    /// The first bytes: all of a mapped file's, or a stream's first
     /// [`BINARY_SNIFF_LEN`] (enough to recognise a span export).
     pub fn head(&self) -> &[u8] {
         match self {
             Source::Mmap(m) => m,
-            Source::Heap(v) => v,
             Source::Stream(s) => &s.head,
         }
     }
 
     /// Releases the resident pages of a parsed byte range of a mapped file,
-    /// so memory follows the records kept rather than the input's size. A
-    /// heap buffer is left as it is.
+    /// so memory follows the records kept rather than the input's size.
     pub fn release(&self, range: std::ops::Range<usize>) {
         if let Source::Mmap(m) = self {
             mmap::release(m, range);
@@ -72,37 +67,114 @@ impl Source {
     }
 }
 
-/// A compressed file to be decompressed while it is parsed. Decompressing
-/// a whole file into memory first made peak memory the size of the
-/// decompressed logs (1.35 GB for 1 GB of logs in 85 MB of `.gz`).
-#[derive(Debug)]
+/// An input read (and decompressed) while it is parsed. Reading a whole
+/// file into memory first made peak memory the size of the input (1.35 GB
+/// for 1 GB of logs in 85 MB of `.gz`).
 pub struct Stream {
-    path: PathBuf,
-    compression: Compression,
-    /// The first decompressed bytes (at most [`BINARY_SNIFF_LEN`]).
+    origin: Origin,
+    /// The first (decompressed) bytes, at most [`BINARY_SNIFF_LEN`]: read
+    /// when the input is opened, to tell binary files.
     head: Vec<u8>,
 }
 
-impl Stream {
-    /// Reopens the file and decompresses it from the start, in pieces of
-    /// about `target` bytes cut after a newline (as [`chunk_ranges`] cuts).
-    pub fn pieces(&self, target: usize) -> io::Result<Pieces> {
-        let raw = Arc::new(AtomicU64::new(0));
-        let file = SharedCounting {
-            inner: File::open(&self.path)?,
-            count: Arc::clone(&raw),
+/// Where a [`Stream`]'s bytes come from.
+enum Origin {
+    /// A regular file that does not change (a compressed archive, or any
+    /// file under `--no-mmap`): reopened and read from its start, so no
+    /// descriptor is held per file between opening and parsing.
+    Path(PathBuf, Compression),
+    /// A reader positioned just after the head, held from the moment the
+    /// input was opened (a live file that may be rotated away, stdin, a
+    /// fifo), and the count of raw bytes taken through it.
+    Reader(
+        std::sync::Mutex<Option<Box<dyn Read + Send>>>,
+        Arc<AtomicU64>,
+    ),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = match &self.origin {
+            Origin::Path(p, c) => format!("{} ({c:?})", p.display()),
+            Origin::Reader(..) => "an open reader".to_owned(),
         };
-        let decoder = decoder(io::BufReader::new(file), self.compression)?;
+        f.debug_struct("Stream")
+            .field("origin", &origin)
+            .field("head_len", &self.head.len())
+            .finish()
+    }
+}
+
+impl Stream {
+    /// Reads the input from its start, in pieces of about `target` bytes
+    /// cut after a newline (as [`chunk_ranges`] cuts). An input held open
+    /// can be read once.
+    pub fn pieces(&self, target: usize) -> io::Result<Pieces> {
+        let (decoder, raw): (Box<dyn Read + Send>, _) = match &self.origin {
+            Origin::Path(path, compression) => {
+                let raw = Arc::new(AtomicU64::new(0));
+                let file = SharedCounting {
+                    inner: File::open(path)?,
+                    count: Arc::clone(&raw),
+                };
+                (decoder(io::BufReader::new(file), *compression)?, raw)
+            }
+            Origin::Reader(reader, raw) => {
+                let rest = reader
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .ok_or_else(|| io::Error::other("the input was already read"))?;
+                let head = io::Cursor::new(self.head.clone());
+                (Box::new(head.chain(rest)), Arc::clone(raw))
+            }
+        };
         Ok(Pieces {
             decoder,
             raw,
             target: target.max(1),
             carry: Vec::new(),
+            spare: Recycler::default(),
             offset: 0,
             done: false,
             failed: None,
         })
     }
+
+    /// Opens `raw` as a stream of `compression`'s format: reads its head
+    /// and keeps the reader for [`Stream::pieces`].
+    fn held<R: Read + Send + 'static>(raw: R, compression: Compression) -> io::Result<Stream> {
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = SharedCounting {
+            inner: raw,
+            count: Arc::clone(&count),
+        };
+        let mut reader = decoder(io::BufReader::new(counted), compression)?;
+        let head = read_head(&mut reader)?;
+        Ok(Stream {
+            origin: Origin::Reader(std::sync::Mutex::new(Some(reader)), count),
+            head,
+        })
+    }
+
+    /// A stream over the regular file `f` at `path`, reopened when it is
+    /// read.
+    fn reopened(f: File, path: &std::path::Path, compression: Compression) -> io::Result<Stream> {
+        let head = read_head(&mut decoder(io::BufReader::new(f), compression)?)?;
+        Ok(Stream {
+            origin: Origin::Path(path.to_path_buf(), compression),
+            head,
+        })
+    }
+}
+
+/// The first [`BINARY_SNIFF_LEN`] bytes of `reader` (fewer at its end).
+fn read_head(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    reader
+        .take(BINARY_SNIFF_LEN as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// A reader of `compression`'s format over `raw`.
@@ -125,6 +197,8 @@ pub struct Pieces {
     target: usize,
     /// Bytes read past the end of the last piece (the start of the next).
     carry: Vec<u8>,
+    /// Buffers of parsed pieces, given back to be filled again.
+    spare: Recycler,
     /// Offset of the next piece in the decompressed data.
     offset: u64,
     done: bool,
@@ -143,8 +217,11 @@ impl Pieces {
                 None => Ok(None),
             };
         }
-        let mut buf = std::mem::take(&mut self.carry);
         let target = self.target;
+        let mut buf = self.spare.take();
+        buf.reserve(target.max(self.carry.len()) + (64 << 10));
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         // The window's last newline; else, for a line longer than the
         // target, the first newline after it (searching only new bytes).
         let mut searched = 0;
@@ -181,7 +258,9 @@ impl Pieces {
             }
         };
         if let Some(end) = cut {
-            self.carry = buf.split_off(end);
+            self.carry
+                .extend_from_slice(buf.get(end..).unwrap_or_default());
+            buf.truncate(end);
         }
         if buf.is_empty() {
             return Ok(None);
@@ -189,6 +268,12 @@ impl Pieces {
         let at = self.offset;
         self.offset += buf.len() as u64;
         Ok(Some((at, buf)))
+    }
+
+    /// A handle that takes back the buffers of parsed pieces, so that the
+    /// next pieces reuse their pages instead of faulting in fresh ones.
+    pub fn recycler(&self) -> Recycler {
+        self.spare.clone()
     }
 
     /// Decompressed bytes given out in pieces so far.
@@ -199,6 +284,36 @@ impl Pieces {
     /// Compressed bytes taken from the file so far.
     pub fn raw_bytes(&self) -> u64 {
         self.raw.load(Ordering::Relaxed)
+    }
+}
+
+/// Buffers of parsed pieces kept for the next pieces of the same stream
+/// (a few: as many as can be in flight).
+#[derive(Clone, Default)]
+pub struct Recycler(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Buffers a [`Recycler`] keeps at most.
+const SPARE_BUFFERS: usize = 4;
+
+impl Recycler {
+    /// Keeps `buf` for a later piece (or frees it when enough are kept).
+    pub fn give(&self, mut buf: Vec<u8>) {
+        let mut spare = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            spare.push(buf);
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
     }
 }
 
@@ -238,7 +353,7 @@ fn recently_modified(f: &File) -> bool {
 /// `copytruncate`, an editor saving in place) kills the reader with SIGBUS
 /// when it touches the lost pages. So the default, `Auto`, maps only files
 /// that have been quiet for [`QUIET_FOR`] — a file still being written,
-/// which is the one logrotate truncates, is read into memory instead.
+/// which is the one logrotate truncates, is streamed instead.
 /// `Always` maps every regular non-empty uncompressed file (faster on a live
 /// log, with that risk); `Never` reads every file. Stdin, fifos, empty and
 /// compressed files are always read, and a failed mapping falls back to
@@ -250,7 +365,7 @@ pub enum MmapChoice {
     Auto,
     /// Map where possible, as asked by `--mmap`.
     Always,
-    /// Never map; read every file into memory (`--no-mmap`).
+    /// Never map; stream every file (`--no-mmap`).
     Never,
 }
 
@@ -267,64 +382,54 @@ pub struct Opened {
     pub binary: bool,
 }
 
-/// Opens one file and returns its bytes.
+/// Opens one file and returns its bytes, or the stream to read them from.
 ///
-/// Standard input (`"-"`) is read fully. A `.gz` or `.zst` regular file is
-/// a [`Source::Stream`]: only its first [`BINARY_SNIFF_LEN`] bytes are
-/// decompressed here (a corrupt header is an error now); the rest is
-/// decompressed while it is parsed (concatenated gzip members and zstd
-/// frames are all read). Plain regular non-empty files are memory-mapped
-/// unless `mmap` is [`MmapChoice::Never`], falling back to reading on any
-/// mapping failure; empty files give an empty heap buffer; fifos and other
-/// non-regular files (compressed or not) are read to their end.
+/// Plain regular non-empty files are memory-mapped (under
+/// [`MmapChoice::Auto`], only once quiet for [`QUIET_FOR`]). Everything else is a [`Source::Stream`] whose
+/// first [`BINARY_SNIFF_LEN`] (decompressed) bytes are read now — a corrupt
+/// compressed header is an error now — and the rest while it is parsed:
+/// `.gz` and `.zst` files (concatenated gzip members and zstd frames are
+/// all read), files under `--no-mmap`, recently changed files, empty files
+/// (and `/proc` files, which claim to be empty), a failed mapping, stdin
+/// (`"-"`) and fifos. Files that are reopened when read
+/// (compressed and `--no-mmap` regular files) hold no descriptor until
+/// then; the others keep theirs.
 ///
 /// Errors are plain [`io::Error`]s: the caller names the path (see
 /// [`io_message`] for the text).
 pub fn open(file: &InputFile, mmap: MmapChoice) -> io::Result<Opened> {
-    let (source, bytes_read) = if file.is_stdin() {
-        let stdin = io::stdin();
-        let mut lock = stdin.lock();
-        read_source(&mut lock, file.compression, 0)?
+    let source = if file.is_stdin() {
+        Source::Stream(Stream::held(io::stdin(), file.compression)?)
     } else {
-        let mut f = File::open(&file.path)?;
-        let regular = f.metadata().is_ok_and(|m| m.is_file());
-        match (file.compression, mmap) {
-            (Compression::Gzip | Compression::Zstd, _) if regular => {
-                let mut head = Vec::new();
-                decoder(io::BufReader::new(f), file.compression)?
-                    .take(BINARY_SNIFF_LEN as u64)
-                    .read_to_end(&mut head)?;
-                let stream = Stream {
-                    path: file.path.clone(),
-                    compression: file.compression,
-                    head,
-                };
-                // The compressed bytes are counted as they are read.
-                (Source::Stream(stream), 0)
+        let f = File::open(&file.path)?;
+        let meta = f.metadata().ok();
+        let regular = meta.as_ref().is_some_and(std::fs::Metadata::is_file);
+        let plain = file.compression == Compression::None;
+        let map = plain
+            && match mmap {
+                MmapChoice::Always => true,
+                MmapChoice::Auto => !recently_modified(&f),
+                MmapChoice::Never => false,
+            };
+        // Any mapping failure (including a failed fstat) falls back to
+        // reading, which reports the real error if there is one.
+        let mapped = if map {
+            mmap::map(&f).ok().flatten()
+        } else {
+            None
+        };
+        match mapped {
+            Some(m) => Source::Mmap(m),
+            None if regular && (!plain || mmap == MmapChoice::Never) => {
+                Source::Stream(Stream::reopened(f, &file.path, file.compression)?)
             }
-            (Compression::None, MmapChoice::Auto) if recently_modified(&f) => {
-                let hint = size_hint(&f);
-                read_source(&mut f, Compression::None, hint)?
-            }
-            (Compression::None, MmapChoice::Auto | MmapChoice::Always) => {
-                // Any mapping failure (including a failed fstat) falls back to
-                // reading, which reports the real error if there is one.
-                match mmap::map(&f) {
-                    Ok(Some(m)) => {
-                        let len = m.len() as u64;
-                        (Source::Mmap(m), len)
-                    }
-                    Ok(None) | Err(_) => {
-                        let hint = size_hint(&f);
-                        read_source(&mut f, Compression::None, hint)?
-                    }
-                }
-            }
-            (compression, _) => {
-                let hint = size_hint(&f);
-                read_source(&mut f, compression, hint)?
-            }
+            None => Source::Stream(Stream::held(f, file.compression)?),
         }
+    };
+    let bytes_read = match &source {
+        Source::Mmap(m) => m.len() as u64,
+        // A stream's bytes are counted as it is read.
+        Source::Stream(_) => 0,
     };
     let head = source.head();
     let binary = memchr::memchr(0, head.get(..BINARY_SNIFF_LEN).unwrap_or(head)).is_some();
@@ -342,62 +447,6 @@ pub fn io_message(err: &io::Error) -> String {
     match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => text.get(..i).unwrap_or(&text).to_owned(),
         _ => text,
-    }
-}
-
-/// The file's length, used only to size the read buffer (0 when unknown).
-fn size_hint(f: &File) -> usize {
-    f.metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .and_then(|m| usize::try_from(m.len()).ok())
-        .unwrap_or(0)
-}
-
-/// Upper bound on the buffer reserved up front for decompressed data (the
-/// compressed size × 4 is only a guess; a wrong guess must not allocate GBs).
-const MAX_RESERVE: usize = 256 << 20;
-
-/// Reads `reader` to its end, decompressing as asked; returns the bytes and
-/// how many raw bytes were taken from `reader`.
-fn read_source(
-    reader: &mut dyn Read,
-    compression: Compression,
-    hint: usize,
-) -> io::Result<(Source, u64)> {
-    let mut counting = Counting {
-        inner: reader,
-        count: 0,
-    };
-    let mut out = Vec::new();
-    match compression {
-        Compression::None => {
-            out.reserve(hint);
-            counting.read_to_end(&mut out)?;
-        }
-        Compression::Gzip => {
-            out.reserve(hint.saturating_mul(4).min(MAX_RESERVE));
-            flate2::read::MultiGzDecoder::new(&mut counting).read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            out.reserve(hint.saturating_mul(4).min(MAX_RESERVE));
-            zstd::stream::read::Decoder::new(&mut counting)?.read_to_end(&mut out)?;
-        }
-    }
-    Ok((Source::Heap(out), counting.count))
-}
-
-/// A reader that counts the bytes passed through it.
-struct Counting<'a> {
-    inner: &'a mut dyn Read,
-    count: u64,
-}
-
-impl Read for Counting<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
     }
 }
 
@@ -427,46 +476,7 @@ mod tests {
 
     const ALL: [MmapChoice; 3] = [MmapChoice::Auto, MmapChoice::Always, MmapChoice::Never];
 
-    #[test]
-    fn plain_file_is_mapped_unless_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.log");
-        std::fs::write(&p, b"one\ntwo\n").unwrap();
-        // Just written: Auto reads it, as it may still be written or truncated.
-        let o = open(&input(&p), MmapChoice::Auto).unwrap();
-        assert!(matches!(o.source, Source::Heap(_)));
-        // Quiet for an hour: Auto maps it too.
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
-        for choice in ALL {
-            let o = open(&input(&p), choice).unwrap();
-            assert_eq!(o.source.bytes().unwrap(), b"one\ntwo\n");
-            assert_eq!(o.bytes_read, 8);
-            assert!(!o.binary);
-            let mapped = matches!(o.source, Source::Mmap(_));
-            assert_eq!(mapped, choice != MmapChoice::Never, "{choice:?}");
-        }
-    }
-
-    #[test]
-    fn empty_file_is_an_empty_heap_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("empty.log");
-        std::fs::write(&p, b"").unwrap();
-        for choice in ALL {
-            let o = open(&input(&p), choice).unwrap();
-            assert!(matches!(&o.source, Source::Heap(v) if v.is_empty()));
-            assert_eq!(o.bytes_read, 0);
-            assert!(!o.binary);
-        }
-    }
-
-    /// A stream's pieces, with their offsets, and the compressed bytes read.
+    /// A stream's pieces, with their offsets, and the raw bytes read.
     fn all_pieces(source: &Source, target: usize) -> (Vec<(u64, Vec<u8>)>, u64) {
         let Source::Stream(stream) = source else {
             panic!("not a stream: {source:?}");
@@ -477,6 +487,72 @@ mod tests {
             out.push(p);
         }
         (out, pieces.raw_bytes())
+    }
+
+    /// The whole data of a source, however it is read.
+    fn all_bytes(source: &Source) -> Vec<u8> {
+        match source.bytes() {
+            Some(b) => b.to_vec(),
+            None => all_pieces(source, 1 << 20)
+                .0
+                .into_iter()
+                .flat_map(|(_, p)| p)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn plain_file_is_mapped_unless_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"one\ntwo\n").unwrap();
+        // Just written: Auto streams it (held open), as it may still be
+        // written, truncated or rotated.
+        let o = open(&input(&p), MmapChoice::Auto).unwrap();
+        assert!(matches!(&o.source, Source::Stream(s) if matches!(s.origin, Origin::Reader(..))));
+        assert_eq!(
+            all_pieces(&o.source, 1 << 20),
+            (vec![(0, b"one\ntwo\n".to_vec())], 8)
+        );
+        // Read once: the held reader is gone.
+        let Source::Stream(s) = &o.source else {
+            unreachable!()
+        };
+        assert!(s.pieces(1).is_err());
+        // Quiet for an hour: Auto maps it too; Never streams it, reopened.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        for choice in ALL {
+            let o = open(&input(&p), choice).unwrap();
+            assert_eq!(all_bytes(&o.source), b"one\ntwo\n");
+            assert!(!o.binary);
+            let mapped = matches!(o.source, Source::Mmap(_));
+            assert_eq!(mapped, choice != MmapChoice::Never, "{choice:?}");
+            assert_eq!(o.bytes_read, if mapped { 8 } else { 0 }, "{choice:?}");
+        }
+        let o = open(&input(&p), MmapChoice::Never).unwrap();
+        assert!(matches!(&o.source, Source::Stream(s) if matches!(s.origin, Origin::Path(..))));
+        // A reopened file can be read again.
+        assert_eq!(all_bytes(&o.source), all_bytes(&o.source));
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty.log");
+        std::fs::write(&p, b"").unwrap();
+        for choice in ALL {
+            let o = open(&input(&p), choice).unwrap();
+            assert!(o.source.head().is_empty());
+            assert_eq!(all_pieces(&o.source, 1 << 20), (vec![], 0));
+            assert_eq!(o.bytes_read, 0);
+            assert!(!o.binary);
+        }
     }
 
     #[test]
@@ -528,6 +604,18 @@ mod tests {
         );
         let offsets: Vec<u64> = pieces.iter().map(|(o, _)| *o).collect();
         assert_eq!(offsets, vec![0, 3, 14, 18, 21]);
+        // Buffers given back are reused, with nothing of their old bytes.
+        let Source::Stream(stream) = &o.source else {
+            unreachable!()
+        };
+        let mut again = stream.pieces(4).unwrap();
+        let recycler = again.recycler();
+        let mut reused = Vec::new();
+        while let Some((at, t)) = again.next_piece().unwrap() {
+            reused.push((at, t.clone()));
+            recycler.give(t);
+        }
+        assert_eq!(reused, pieces);
         // Big pieces: one.
         assert_eq!(all_pieces(&o.source, 1 << 20).0, vec![(0, data.to_vec())]);
         // Every target: the pieces put back together are the data, and each
@@ -614,9 +702,11 @@ mod tests {
 
     #[test]
     fn fifo_like_non_regular_file_is_read() {
-        // /dev/null is a character device: not mapped, read to its (empty) end.
+        // /dev/null is a character device: not mapped, streamed to its
+        // (empty) end.
         let o = open(&input(Path::new("/dev/null")), MmapChoice::Always).unwrap();
-        assert!(matches!(&o.source, Source::Heap(v) if v.is_empty()));
+        assert!(o.source.head().is_empty());
+        assert_eq!(all_pieces(&o.source, 1 << 20), (vec![], 0));
     }
 
     #[test]
