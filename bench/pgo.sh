@@ -44,7 +44,7 @@ cargo build --release --quiet --bin hopscope --example gen_logs
 GEN=target/release/examples/gen_logs
 "$GEN" --out "$TMP/rich" --size 150MB --seed 7 --rich >/dev/null
 "$GEN" --out "$TMP/mixed" --size 60MB --seed 8 >/dev/null
-# Files changed in the last 30 s are read into memory instead of mapped;
+# Files changed in the last 30 s are streamed instead of mapped;
 # aged by a minute, the training takes the mapped path the benchmark takes.
 find "$TMP/rich" "$TMP/mixed" -type f -exec touch -d "@$(($(date +%s) - 60))" {} +
 TRAIN=("$TMP/rich/logs" "$TMP/mixed/logs" testdata/logs)

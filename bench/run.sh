@@ -80,8 +80,8 @@ dataset() {
     rm -rf "$dir/logs"
     mkdir -p "$dir"
     "$GEN" --out "$dir" --size "$size" --seed "$SEED" --rich
-    # hopscope reads files changed in the last 30 s into memory instead of
-    # mapping them (a live log may be truncated under it); aged by a minute,
+    # hopscope streams files changed in the last 30 s instead of mapping
+    # them (a live log may be truncated under it); aged by a minute,
     # fresh data is measured the way it is on every later run.
     find "$dir" -type f -exec touch -d "@$(($(date +%s) - 60))" {} +
   fi
