@@ -628,3 +628,40 @@ fn corrupt_gzip_tail_keeps_the_lines_before_it_and_exits_3() {
     assert_eq!(v["services"][0]["processing_ms"]["max"], 4.0);
     assert_eq!(v["input"]["bytes"], raw.len() as u64);
 }
+
+/// `--strict` names the right line of a streamed file whose first bad line
+/// lies pieces after its start: 500 good lines (250 requests), a blank
+/// line, then a line without a request ID at line 502, then more good
+/// lines; pieces of 256 bytes (about four lines each) in a `.gz`, and the
+/// same file plain under `--no-mmap` and mapped.
+#[test]
+fn strict_line_number_of_a_streamed_file_counts_earlier_pieces() {
+    let d = tempfile::tempdir().unwrap();
+    let mut body = String::new();
+    for i in 0..250 {
+        body.push_str(&R1.replace("r1", &format!("r{i}")));
+    }
+    body.push('\n');
+    body.push_str("ts=2024-05-01T10:00:01Z svc=api event=sr\n");
+    body.push_str(&R1.replace("r1", "late"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let packed = write(d.path(), "gz/api.log.gz", &gz.finish().unwrap());
+    let plain = write(d.path(), "plain/api.log", body.as_bytes());
+    for (path, extra) in [
+        (&packed, None),
+        (&plain, Some("--no-mmap")),
+        (&plain, Some("--mmap")),
+    ] {
+        let mut args = vec![path.to_str().unwrap(), "--strict", "--chunk-size", "256"];
+        args.extend(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("api.log.gz:502: no_request_id")
+                || err.contains("api.log:502: no_request_id"),
+            "{args:?}: {err}"
+        );
+    }
+}
