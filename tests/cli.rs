@@ -665,3 +665,45 @@ fn strict_line_number_of_a_streamed_file_counts_earlier_pieces() {
         );
     }
 }
+
+/// Standard input is streamed too, in pieces as small as one line, with
+/// the same report whatever the piece size: 400 requests of 4 ms (one in
+/// four failed by a status 503 on its server_send), written by a thread
+/// while hopscope reads, and the bytes counted.
+#[test]
+fn stdin_is_streamed_with_the_same_report_for_any_piece_size() {
+    let mut body = String::new();
+    for i in 0..400 {
+        let status = if i % 4 == 0 { 503 } else { 200 };
+        body.push_str(&format!(
+            "ts=2024-05-01T10:00:00.000Z req_id=q{i} svc=api event=sr\n\
+             ts=2024-05-01T10:00:00.004Z req_id=q{i} svc=api event=ss status={status}\n"
+        ));
+    }
+    let mut reports = Vec::new();
+    for chunk in ["1", "100", "8388608"] {
+        let mut child = hopscope()
+            .args(["-o", "json", "--chunk-size", chunk])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let text = body.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "chunk {chunk}");
+        let v = json(&out);
+        assert_eq!(v["requests"]["total"], 400, "chunk {chunk}");
+        assert_eq!(v["requests"]["failed"], 100, "chunk {chunk}");
+        assert_eq!(
+            v["services"][0]["processing_ms"]["max"], 4.0,
+            "chunk {chunk}"
+        );
+        assert_eq!(v["input"]["bytes"], body.len() as u64, "chunk {chunk}");
+        reports.push(out.stdout);
+    }
+    assert!(reports.windows(2).all(|w| w[0] == w[1]));
+}
