@@ -9,6 +9,19 @@ use crate::util::{hopscope, run};
 const R1: &str = "ts=2024-05-01T10:00:00.000Z req_id=r1 svc=api event=sr\n\
                   ts=2024-05-01T10:00:00.004Z req_id=r1 svc=api event=ss\n";
 
+/// A CRI container log: one request of 4 ms whose second line the runtime
+/// split in two (`P`, then `F`).
+const CRI_LINES: &str = "2024-05-01T10:00:00.000000001Z stdout F ts=2024-05-01T10:00:00.000Z req_id=r1 event=sr\n\
+                         2024-05-01T10:00:00.004000000Z stdout P ts=2024-05-01T10:00:00.004Z \n\
+                         2024-05-01T10:00:00.004000001Z stdout F req_id=r1 event=ss\n";
+
+/// `data` gzip-compressed.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
 fn write(dir: &std::path::Path, name: &str, body: &[u8]) -> std::path::PathBuf {
     let p = dir.join(name);
     if let Some(parent) = p.parent() {
@@ -157,9 +170,7 @@ fn stdin_without_service_field_is_named_stdin() {
 #[test]
 fn gzip_and_zstd_files_are_read() {
     let d = tempfile::tempdir().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(R1.as_bytes()).unwrap();
-    let gz_bytes = gz.finish().unwrap();
+    let gz_bytes = gzip(R1.as_bytes());
     write(d.path(), "api/api.log.1.gz", &gz_bytes);
     let r2 = R1
         .replace("r1", "r2")
@@ -398,9 +409,7 @@ fn a_preset_reads_text_lines_and_a_bad_pattern_is_a_usage_error() {
 #[test]
 fn cri_container_logs_are_unwrapped_and_named_by_pod() {
     let d = tempfile::tempdir().unwrap();
-    let body = "2024-05-01T10:00:00.000000001Z stdout F ts=2024-05-01T10:00:00.000Z req_id=r1 event=sr\n\
-                2024-05-01T10:00:00.004000000Z stdout P ts=2024-05-01T10:00:00.004Z \n\
-                2024-05-01T10:00:00.004000001Z stdout F req_id=r1 event=ss\n";
+    let body = CRI_LINES;
     write(
         d.path(),
         "var/log/containers/orders-7d9f8b6c5d-x2x4z_shop_orders-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.log",
@@ -563,15 +572,11 @@ fn progress_bar_only_on_a_terminal_and_never_quiet() {
 #[test]
 fn compressed_cri_log_joins_partial_lines_across_pieces() {
     let d = tempfile::tempdir().unwrap();
-    let body = "2024-05-01T10:00:00.000000001Z stdout F ts=2024-05-01T10:00:00.000Z req_id=r1 event=sr\n\
-                2024-05-01T10:00:00.004000000Z stdout P ts=2024-05-01T10:00:00.004Z \n\
-                2024-05-01T10:00:00.004000001Z stdout F req_id=r1 event=ss\n";
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(body.as_bytes()).unwrap();
+    let body = CRI_LINES;
     write(
         d.path(),
         "var/log/pods/shop_orders-7d9f8b6c5d-x2x4z_0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/orders/0.log.20240501-101010.gz",
-        &gz.finish().unwrap(),
+        &gzip(body.as_bytes()),
     );
     for chunk in ["1", "8388608"] {
         let out = run(&[
@@ -609,9 +614,7 @@ fn corrupt_gzip_tail_keeps_the_lines_before_it_and_exits_3() {
             i % 60
         ));
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(body.as_bytes()).unwrap();
-    let mut raw = gz.finish().unwrap();
+    let mut raw = gzip(body.as_bytes());
     raw.extend_from_slice(b"\x1f\x8b\x08\x00not a deflate stream at all");
     let p = write(d.path(), "api.log.gz", &raw);
     let out = run(&[p.to_str().unwrap(), "-o", "json", "--chunk-size", "4096"]);
@@ -644,9 +647,7 @@ fn strict_line_number_of_a_streamed_file_counts_earlier_pieces() {
     body.push('\n');
     body.push_str("ts=2024-05-01T10:00:01Z svc=api event=sr\n");
     body.push_str(&R1.replace("r1", "late"));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(body.as_bytes()).unwrap();
-    let packed = write(d.path(), "gz/api.log.gz", &gz.finish().unwrap());
+    let packed = write(d.path(), "gz/api.log.gz", &gzip(body.as_bytes()));
     let plain = write(d.path(), "plain/api.log", body.as_bytes());
     for (path, extra) in [
         (&packed, None),
