@@ -481,12 +481,12 @@ impl ChunkParser<'_> {
 
 /// Pieces of a stream parsed at once by other workers, per worker thread:
 /// beyond it the reading worker parses its pieces itself, so a stream
-/// that decompresses faster than the others parse never piles up in
-/// memory.
+/// that is read faster than the others parse never piles up in memory.
 const PIECES_IN_FLIGHT: usize = 1;
 
-/// Decompresses and parses one compressed file, piece by piece; the pieces
-/// are handed to idle workers while the decompression goes on.
+/// Reads (and decompresses) one streamed input and parses it piece by
+/// piece; the pieces are handed to idle workers while the reading goes on.
+/// The input's reader is chosen here, from its first lines.
 fn parse_stream(
     i: usize,
     file: &InputFile,
