@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// How many leading bytes (of decompressed data) are checked for a NUL byte
 /// to call a file binary (SPEC §1: "first 8 KiB").
@@ -165,6 +165,39 @@ impl Stream {
             origin: Origin::Path(path.to_path_buf(), compression),
             head,
         })
+    }
+}
+
+/// Regular files held open at once from opening to parsing, at most.
+const MAX_HELD_FILES: usize = 256;
+
+/// Regular files held open now (see [`HeldFile`]).
+static HELD_FILES: AtomicUsize = AtomicUsize::new(0);
+
+/// A regular file held open between opening and parsing, counted in
+/// [`HELD_FILES`] until it is closed.
+struct HeldFile(File);
+
+impl HeldFile {
+    /// Counts one more held file, if the budget allows.
+    fn reserve() -> bool {
+        HELD_FILES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_HELD_FILES).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        HELD_FILES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Read for HeldFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
     }
 }
 
@@ -423,6 +456,14 @@ pub fn open(file: &InputFile, mmap: MmapChoice) -> io::Result<Opened> {
             None if regular && (!plain || mmap == MmapChoice::Never) => {
                 Source::Stream(Stream::reopened(f, &file.path, file.compression)?)
             }
+            // A live file is held open (a rotation must not swap it),
+            // but only so many: past that, it is reopened like the others,
+            // so that a freshly copied tree of thousands of files does not
+            // run out of descriptors.
+            None if regular && !HeldFile::reserve() => {
+                Source::Stream(Stream::reopened(f, &file.path, file.compression)?)
+            }
+            None if regular => Source::Stream(Stream::held(HeldFile(f), file.compression)?),
             None => Source::Stream(Stream::held(f, file.compression)?),
         }
     };
@@ -539,6 +580,31 @@ mod tests {
         assert!(matches!(&o.source, Source::Stream(s) if matches!(s.origin, Origin::Path(..))));
         // A reopened file can be read again.
         assert_eq!(all_bytes(&o.source), all_bytes(&o.source));
+    }
+
+    /// Thousands of freshly written files (a copied log tree) do not hold
+    /// thousands of descriptors: past [`MAX_HELD_FILES`] they are reopened
+    /// when read, and every one reads back whole.
+    #[test]
+    fn live_files_held_open_only_up_to_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = MAX_HELD_FILES + 40;
+        let opened: Vec<Opened> = (0..n)
+            .map(|i| {
+                let p = dir.path().join(format!("{i}.log"));
+                std::fs::write(&p, format!("line {i}\n")).unwrap();
+                open(&input(&p), MmapChoice::Auto).unwrap()
+            })
+            .collect();
+        let held = opened
+            .iter()
+            .filter(|o| matches!(&o.source, Source::Stream(s) if matches!(s.origin, Origin::Reader(..))))
+            .count();
+        assert!(held <= MAX_HELD_FILES, "{held} files held open");
+        assert!(held >= 1);
+        for (i, o) in opened.iter().enumerate() {
+            assert_eq!(all_bytes(&o.source), format!("line {i}\n").into_bytes());
+        }
     }
 
     #[test]
