@@ -79,9 +79,10 @@ pub struct Stream {
 
 /// Where a [`Stream`]'s bytes come from.
 enum Origin {
-    /// A regular file that does not change (a compressed archive, or any
-    /// file under `--no-mmap`): reopened and read from its start, so no
-    /// descriptor is held per file between opening and parsing.
+    /// A regular file reopened and read from its start, so that no
+    /// descriptor is held for it between opening and parsing: a compressed
+    /// archive, any file under `--no-mmap`, or a live file past the budget
+    /// of [`MAX_HELD_FILES`].
     Path(PathBuf, Compression),
     /// A reader positioned just after the head, held from the moment the
     /// input was opened (a live file that may be rotated away, stdin, a
