@@ -537,10 +537,16 @@ fn parse_stream(
         held += piece.1.len();
         pending.push(piece);
     }
-    let sniff: Vec<u8> = pending
-        .iter()
-        .flat_map(|(_, p)| p.iter().copied())
-        .collect();
+    // Nearly always one piece, read in place; a few small ones are joined.
+    let sniff: std::borrow::Cow<'_, [u8]> = match pending.as_slice() {
+        [(_, one)] => std::borrow::Cow::Borrowed(one),
+        many => std::borrow::Cow::Owned(
+            many.iter()
+                .map(|(_, p)| p.as_slice())
+                .collect::<Vec<_>>()
+                .concat(),
+        ),
+    };
     outcome.reader = choose_reader(&sniff, cfg, &parser.rules.schema);
     drop(sniff);
     if outcome.reader.envelope.is_some() {
@@ -548,7 +554,11 @@ fn parse_stream(
         // across what would be piece boundaries.
         let mut whole: Vec<u8> = Vec::new();
         for (_, p) in pending.drain(..) {
-            whole.extend_from_slice(&p);
+            if whole.is_empty() {
+                whole = p;
+            } else {
+                whole.extend_from_slice(&p);
+            }
         }
         while let Some((_, p)) = next(&mut outcome) {
             whole.extend_from_slice(&p);
