@@ -453,7 +453,36 @@ impl ChunkParser<'_> {
         ctx: &FileContext<'_>,
     ) -> ParsedChunk {
         let buffer = RECORD_BUFFER.with(|b| b.take());
-        let mut parsed = parse::parse_chunk_into(data, offset, ctx, self.rules, buffer);
+        let parsed = parse::parse_chunk_into(data, offset, ctx, self.rules, buffer);
+        self.finish(file, offset, data, chunk, parsed)
+    }
+
+    /// [`ChunkParser::parse`] for a chunk of a mapped file. Once the file
+    /// has been found truncated, the rest of its map reads as zeros: chunks
+    /// not yet started are not parsed (chunks under way when it happened
+    /// end with a line of zeros, counted as skipped).
+    fn parse_mapped(
+        &self,
+        file: usize,
+        offset: u64,
+        data: &[u8],
+        chunk: usize,
+        ctx: &FileContext<'_>,
+        map: &input::Mapped,
+    ) -> ParsedChunk {
+        let data = if map.truncated() { &[] } else { data };
+        self.parse(file, offset, data, chunk, ctx)
+    }
+
+    /// Hands a parsed chunk's records to their partitions.
+    fn finish(
+        &self,
+        file: usize,
+        offset: u64,
+        data: &[u8],
+        chunk: usize,
+        mut parsed: parse::ChunkRecords,
+    ) -> ParsedChunk {
         self.partitioner.add(chunk, &parsed.records, &parsed.ids);
         // The buffer stays with this worker for its next chunk.
         RECORD_BUFFER.with(|b| b.replace(std::mem::take(&mut parsed.records)));
@@ -694,7 +723,12 @@ pub fn load(cfg: &Config, inputs: &Inputs, diag: &mut Diagnostics) -> Result<Loa
                     reader: readers.get(*i).unwrap_or(&default_reader),
                 };
                 let data = src.get(range.clone()).unwrap_or_default();
-                let parsed = parser.parse(*i, range.start as u64, data, *chunk, &ctx);
+                let parsed = match source {
+                    Some(Source::Mmap(map)) => {
+                        parser.parse_mapped(*i, range.start as u64, data, *chunk, &ctx, map)
+                    }
+                    _ => parser.parse(*i, range.start as u64, data, *chunk, &ctx),
+                };
                 // Records own their values: the parsed pages can go.
                 if let Some(s) = source {
                     s.release(range.clone());
@@ -737,6 +771,17 @@ pub fn load(cfg: &Config, inputs: &Inputs, diag: &mut Diagnostics) -> Result<Loa
         }
         if let Some(r) = readers.get_mut(o.file) {
             *r = o.reader;
+        }
+    }
+    for (f, source) in inputs.files.iter().zip(&inputs.sources) {
+        if let Some(Source::Mmap(map)) = source
+            && map.truncated()
+        {
+            diag.unreadable.push(format!(
+                "{}: truncated while it was read (logrotate's copytruncate?): \
+                 the lines read before are counted, the rest of the file is lost",
+                f.display
+            ));
         }
     }
     // File and offset order: the interners' order, hence the output, does

@@ -374,7 +374,7 @@ pub struct InputArgs {
     pub follow: bool,
     /// Memory-map every plain file, even one written in the last 30 s. By
     /// default only quiet files are mapped: a mapped file truncated under
-    /// the reader (logrotate copytruncate) would kill it with SIGBUS.
+    /// the reader (logrotate copytruncate) loses what was not yet read.
     #[arg(long, overrides_with = "no_mmap")]
     pub mmap: bool,
     /// Read files as streams instead of mapping them.

@@ -22,6 +22,7 @@
 //! * **chain** — the shape of a request's call tree as a string.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;

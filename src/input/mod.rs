@@ -16,6 +16,7 @@ pub use chunk::{DEFAULT_CHUNK, chunk_ranges};
 pub use discover::{
     Compression, Discovery, FileError, InputFile, STDIN_DISPLAY, ServiceFrom, discover, stem,
 };
+pub use mmap::Mapped;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -30,8 +31,9 @@ pub const BINARY_SNIFF_LEN: usize = 8 << 10;
 /// Bytes of one input: a memory map, or a stream still to be read.
 #[derive(Debug)]
 pub enum Source {
-    /// A read-only map of a plain file (see `mmap.rs` for the truncation risk).
-    Mmap(memmap2::Mmap),
+    /// A read-only map of a plain file; one truncated while it is read
+    /// reads zeros past its new end ([`Mapped::truncated`] says so).
+    Mmap(Mapped),
     /// Everything that is not mapped — compressed files, files changed in
     /// the last 30 s, `--no-mmap`, stdin, fifos, a failed mapping — read
     /// (and decompressed) by [`Stream::pieces`] while it is parsed: memory
@@ -44,7 +46,7 @@ impl Source {
     /// by [`Stream::pieces`].
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Source::Mmap(m) => Some(m),
+            Source::Mmap(m) => Some(m.bytes()),
             Source::Stream(_) => None,
         }
     }
@@ -53,7 +55,7 @@ impl Source {
     /// [`BINARY_SNIFF_LEN`] (enough to recognise a span export).
     pub fn head(&self) -> &[u8] {
         match self {
-            Source::Mmap(m) => m,
+            Source::Mmap(m) => m.bytes(),
             Source::Stream(s) => &s.head,
         }
     }
@@ -384,12 +386,13 @@ fn recently_modified(f: &File) -> bool {
 /// When to memory-map plain files (`--mmap` / `--no-mmap`).
 ///
 /// A mapped file that another process truncates (logrotate's
-/// `copytruncate`, an editor saving in place) kills the reader with SIGBUS
-/// when it touches the lost pages. So the default, `Auto`, maps only files
-/// that have been quiet for [`QUIET_FOR`] — a file still being written,
-/// which is the one logrotate truncates, is streamed instead.
-/// `Always` maps every regular non-empty uncompressed file (faster on a live
-/// log, with that risk); `Never` reads every file. Stdin, fifos, empty and
+/// `copytruncate`, an editor saving in place) loses the pages not yet read
+/// (they read as zeros, see `mmap.rs`), where a stream keeps what it read.
+/// So the default, `Auto`, maps only files that have been quiet for
+/// [`QUIET_FOR`] — a file still being written, which is the one logrotate
+/// truncates, is streamed instead. `Always` maps every regular non-empty
+/// uncompressed file (faster on a live log, with that risk); `Never` reads
+/// every file. Stdin, fifos, empty and
 /// compressed files are always read, and a failed mapping falls back to
 /// reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -469,7 +472,7 @@ pub fn open(file: &InputFile, mmap: MmapChoice) -> io::Result<Opened> {
         }
     };
     let bytes_read = match &source {
-        Source::Mmap(m) => m.len() as u64,
+        Source::Mmap(m) => m.bytes().len() as u64,
         // A stream's bytes are counted as it is read.
         Source::Stream(_) => 0,
     };
