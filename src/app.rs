@@ -453,36 +453,7 @@ impl ChunkParser<'_> {
         ctx: &FileContext<'_>,
     ) -> ParsedChunk {
         let buffer = RECORD_BUFFER.with(|b| b.take());
-        let parsed = parse::parse_chunk_into(data, offset, ctx, self.rules, buffer);
-        self.finish(file, offset, data, chunk, parsed)
-    }
-
-    /// [`ChunkParser::parse`] for a chunk of a mapped file. Once the file
-    /// has been found truncated, the rest of its map reads as zeros: chunks
-    /// not yet started are not parsed (chunks under way when it happened
-    /// end with a line of zeros, counted as skipped).
-    fn parse_mapped(
-        &self,
-        file: usize,
-        offset: u64,
-        data: &[u8],
-        chunk: usize,
-        ctx: &FileContext<'_>,
-        map: &input::Mapped,
-    ) -> ParsedChunk {
-        let data = if map.truncated() { &[] } else { data };
-        self.parse(file, offset, data, chunk, ctx)
-    }
-
-    /// Hands a parsed chunk's records to their partitions.
-    fn finish(
-        &self,
-        file: usize,
-        offset: u64,
-        data: &[u8],
-        chunk: usize,
-        mut parsed: parse::ChunkRecords,
-    ) -> ParsedChunk {
+        let mut parsed = parse::parse_chunk_into(data, offset, ctx, self.rules, buffer);
         self.partitioner.add(chunk, &parsed.records, &parsed.ids);
         // The buffer stays with this worker for its next chunk.
         RECORD_BUFFER.with(|b| b.replace(std::mem::take(&mut parsed.records)));
@@ -722,13 +693,14 @@ pub fn load(cfg: &Config, inputs: &Inputs, diag: &mut Diagnostics) -> Result<Loa
                     path_service: services.get(*i).map_or("", String::as_str),
                     reader: readers.get(*i).unwrap_or(&default_reader),
                 };
-                let data = src.get(range.clone()).unwrap_or_default();
-                let parsed = match source {
-                    Some(Source::Mmap(map)) => {
-                        parser.parse_mapped(*i, range.start as u64, data, *chunk, &ctx, map)
-                    }
-                    _ => parser.parse(*i, range.start as u64, data, *chunk, &ctx),
+                // Once a mapped file is found truncated, the rest of its map
+                // reads as zeros: chunks not yet started are left out (one
+                // under way ends with a line of zeros, counted as skipped).
+                let data = match source {
+                    Some(Source::Mmap(map)) if map.truncated() => &[],
+                    _ => src.get(range.clone()).unwrap_or_default(),
                 };
+                let parsed = parser.parse(*i, range.start as u64, data, *chunk, &ctx);
                 // Records own their values: the parsed pages can go.
                 if let Some(s) = source {
                     s.release(range.clone());
