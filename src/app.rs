@@ -695,7 +695,8 @@ pub fn load(cfg: &Config, inputs: &Inputs, diag: &mut Diagnostics) -> Result<Loa
                 };
                 // Once a mapped file is found truncated, the rest of its map
                 // reads as zeros: chunks not yet started are left out (one
-                // under way ends with a line of zeros, counted as skipped).
+                // under way ends with a line or two the zeros spoil, counted
+                // as skipped).
                 let data = match source {
                     Some(Source::Mmap(map)) if map.truncated() => &[],
                     _ => src.get(range.clone()).unwrap_or_default(),

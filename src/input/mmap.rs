@@ -9,7 +9,8 @@
 //! message. So every map is registered in a fixed table, and a SIGBUS
 //! handler that finds the faulting address in one of them maps zero pages
 //! over the rest of that map and notes it: the parse goes on (zeros hold
-//! no newline, so they are at most a skipped line per chunk under way),
+//! no newline: they spoil at most two lines of each chunk under way, the
+//! one being parsed and the one running into the zeros),
 //! and the caller names the file ([`Mapped::truncated`]). Faults elsewhere
 //! go to the handler that was there before (Rust's stack-overflow report,
 //! or the default action).
