@@ -546,8 +546,20 @@ mod tests {
         }
     }
 
+    /// Held by the tests that hold live files open: the budget of held
+    /// files is global, and one test filling it would make another's live
+    /// file reopened rather than held.
+    static HELD_BUDGET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn held_budget() -> std::sync::MutexGuard<'static, ()> {
+        HELD_BUDGET
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn plain_file_is_mapped_unless_never() {
+        let _budget = held_budget();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         std::fs::write(&p, b"one\ntwo\n").unwrap();
@@ -591,6 +603,7 @@ mod tests {
     /// when read, and every one reads back whole.
     #[test]
     fn live_files_held_open_only_up_to_a_budget() {
+        let _budget = held_budget();
         let dir = tempfile::tempdir().unwrap();
         let n = MAX_HELD_FILES + 40;
         let opened: Vec<Opened> = (0..n)
