@@ -299,6 +299,77 @@ fn json_nested_100000_deep() {
     assert_input(&r, 6, 2, &[("parse_error", 4)]);
 }
 
+/// One request of 2,000 visits nested by time alone (sr/ss, no spans or
+/// calls), and one of 2,000 visits one after the other: each visit's parent
+/// is the one before it (rule 2: the innermost container; rule 3: the one
+/// that ended last). Linking tested every containing visit for being a
+/// descendant, cubic in the depth: this case took minutes.
+#[test]
+fn deep_nest_and_long_handoff_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let n = 2_000_usize;
+    let ts = |ms: usize| {
+        format!(
+            "2024-05-01T10:{:02}:{:02}.{:03}Z",
+            ms / 60_000,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    };
+    let mut body = String::new();
+    for i in 0..n {
+        // Nest: visit i is [i, 2n − i] ms, inside visit i − 1.
+        let svc = format!("s{}", i % 7);
+        for (t, ev) in [(i, "sr"), (2 * n - i, "ss")] {
+            body.push_str(&format!(
+                "{{\"ts\":\"{}\",\"request_id\":\"nest\",\"service\":\"{svc}\",\"event\":\"{ev}\"}}\n",
+                ts(t)
+            ));
+        }
+        // Chain: visit i is [2i, 2i + 1] ms, after visit i − 1.
+        for (t, ev) in [(2 * i, "sr"), (2 * i + 1, "ss")] {
+            body.push_str(&format!(
+                "{{\"ts\":\"{}\",\"request_id\":\"chain\",\"service\":\"{svc}\",\"event\":\"{ev}\"}}\n",
+                ts(t)
+            ));
+        }
+    }
+    let p = write(d.path(), "deep.log", body.as_bytes());
+    let out = run(&["traces", s(&p)]);
+    assert_clean(&out, 0);
+    let traces: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(traces.len(), 2);
+    for t in &traces {
+        let nest = t["request_id"] == "nest";
+        assert_eq!(t["complete"], true);
+        let visits = t["visits"].as_array().unwrap();
+        assert_eq!(visits.len(), n);
+        for (i, v) in visits.iter().enumerate() {
+            assert_eq!(v["id"], i);
+            assert_eq!(v["service"], format!("s{}", i % 7));
+            let parent = if i == 0 { Value::Null } else { (i - 1).into() };
+            assert_eq!(v["parent"], parent, "visit {i}");
+            let (start, processing) = if nest { (i, 2 * (n - i)) } else { (2 * i, 1) };
+            assert_eq!(v["start_offset_ms"], start as f64, "visit {i}");
+            assert_eq!(v["processing_ms"], processing as f64, "visit {i}");
+        }
+        // Latency is the root's own span (SPEC §2 "Requests"): the nest's
+        // root is [0, 2n] ms; the chain's is [0, 1] ms, its hand-offs
+        // outlive it.
+        let latency = if nest { 2 * n } else { 1 };
+        assert_eq!(t["latency_ms"], latency as f64);
+        // Hand-offs wait 1 ms each: the gap after the visit before.
+        if !nest {
+            assert!(visits[1..].iter().all(|v| v["propagation_ms"] == 1.0));
+        }
+    }
+}
+
 /// A duplicated key counts by its first occurrence (SPEC §1).
 #[test]
 fn duplicate_keys_first_occurrence_wins() {
