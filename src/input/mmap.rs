@@ -8,12 +8,12 @@
 //! touch of a page past its new end, which would kill the process with no
 //! message. So every map is registered in a fixed table, and a SIGBUS
 //! handler that finds the faulting address in one of them maps zero pages
-//! over the rest of that map and notes it: the parse goes on (zeros hold
-//! no newline: they spoil at most two lines of each chunk under way, the
-//! one being parsed and the one running into the zeros),
-//! and the caller names the file ([`Mapped::truncated`]). Faults elsewhere
-//! go to the handler that was there before (Rust's stack-overflow report,
-//! or the default action).
+//! over the rest of that map and notes it. The parse goes on — zeros hold
+//! no newline, so they spoil at most two lines of each chunk under way,
+//! the one being parsed and the one running into the zeros — and the
+//! caller names the file ([`Mapped::truncated`]). Faults elsewhere go to
+//! the handler that was there before (Rust's stack-overflow report, or the
+//! default action).
 
 use memmap2::Mmap;
 use std::ffi::c_void;
@@ -102,9 +102,10 @@ pub(crate) fn release(mapped: &Mapped, range: std::ops::Range<usize>) {
     // for anonymous or privately modified pages, which this map never has).
     // So no byte anyone reads can change because of this call, even if a
     // reference into the range is still alive (zero pages put in by the
-    // SIGBUS handler are anonymous: they come back as zeros, as they were). memmap2 aligns the start down
-    // to a page boundary, which may drop a page shared with the previous
-    // chunk: that page is simply faulted in again if still read.
+    // SIGBUS handler are anonymous: they come back as zeros, as they were).
+    // memmap2 aligns the start down to a page boundary, which may drop a
+    // page shared with the previous chunk: that page is simply faulted in
+    // again if still read.
     #[allow(unsafe_code)]
     let _ =
         unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, len) };
