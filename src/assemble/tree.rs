@@ -369,21 +369,13 @@ fn span_visits(
     // Each span without server events joins the visit of its parent span
     // when that span belongs to the same service (repeatedly).
     let names: Vec<IdKey> = groups.keys().copied().collect();
-    let mut owner: HashMap<IdKey, IdKey> = HashMap::default();
-    for &name in &names {
-        let mut cur = name;
-        for _ in 0..names.len() {
-            let Some(g) = groups.get(&cur) else { break };
-            if has_server(g) {
-                break;
-            }
-            match parent_of(g) {
-                Some(p) if p != cur && groups.contains_key(&p) => cur = p,
-                _ => break,
-            }
+    let owner = span_owners(&names, |cur| {
+        let g = groups.get(&cur)?;
+        if has_server(g) {
+            return None;
         }
-        owner.insert(name, cur);
-    }
+        parent_of(g).filter(|p| *p != cur && groups.contains_key(p))
+    });
     let mut by_owner: BTreeMap<IdKey, Vec<IdKey>> = BTreeMap::new();
     for &name in &names {
         let o = owner.get(&name).copied().unwrap_or(name);
@@ -447,6 +439,101 @@ fn span_visits(
         mine.sort_unstable();
     }
     push_drafts(visits, out, pool);
+}
+
+/// Where a span's walk up its parents ends, memoised (see [`span_owners`]):
+/// at a span that stops it, or on a cycle of spans that never stop it —
+/// the `pos`-th span of `cycles[cycle]` is reached after `dist` steps.
+#[derive(Clone, Copy)]
+enum WalkEnd {
+    Stop(IdKey),
+    Cycle {
+        cycle: usize,
+        pos: usize,
+        dist: usize,
+    },
+}
+
+/// Which span's visit each of `names` joins: `step` moves a span to its
+/// parent span, or stops it (`None`: it has server events, or no parent
+/// span of the service). A span joins the span its walk stops at; a walk
+/// caught in a cycle of spans (bad input) ends where `names.len()` steps
+/// take it. Each span is walked once — walking each one to its end cost
+/// time quadratic in the depth (9,000 nested inner spans: 7 s).
+fn span_owners(names: &[IdKey], step: impl Fn(IdKey) -> Option<IdKey>) -> HashMap<IdKey, IdKey> {
+    let mut ends: HashMap<IdKey, WalkEnd> = HashMap::default();
+    let mut cycles: Vec<Vec<IdKey>> = Vec::new();
+    let mut path: Vec<IdKey> = Vec::new();
+    let mut on_path: HashMap<IdKey, usize> = HashMap::default();
+    for &start in names {
+        path.clear();
+        on_path.clear();
+        let mut cur = start;
+        // Walk until a span whose end is known; `path` holds the spans
+        // before it, each one step from the next.
+        let end = loop {
+            if let Some(&end) = ends.get(&cur) {
+                break end;
+            }
+            if let Some(&at) = on_path.get(&cur) {
+                let cycle = cycles.len();
+                cycles.push(path.split_off(at));
+                for (pos, span) in cycles.last().into_iter().flatten().enumerate() {
+                    ends.insert(
+                        *span,
+                        WalkEnd::Cycle {
+                            cycle,
+                            pos,
+                            dist: 0,
+                        },
+                    );
+                }
+                break WalkEnd::Cycle {
+                    cycle,
+                    pos: 0,
+                    dist: 0,
+                };
+            }
+            match step(cur) {
+                Some(parent) => {
+                    on_path.insert(cur, path.len());
+                    path.push(cur);
+                    cur = parent;
+                }
+                None => {
+                    ends.insert(cur, WalkEnd::Stop(cur));
+                    break WalkEnd::Stop(cur);
+                }
+            }
+        };
+        for (k, span) in path.iter().rev().enumerate() {
+            let end = match end {
+                WalkEnd::Stop(_) => end,
+                WalkEnd::Cycle { cycle, pos, dist } => WalkEnd::Cycle {
+                    cycle,
+                    pos,
+                    dist: dist + k + 1,
+                },
+            };
+            ends.insert(*span, end);
+        }
+    }
+    let steps = names.len();
+    names
+        .iter()
+        .map(|&name| {
+            let owner = match ends.get(&name) {
+                Some(WalkEnd::Stop(owner)) => *owner,
+                Some(&WalkEnd::Cycle { cycle, pos, dist }) => {
+                    let ring = cycles.get(cycle).map_or(&[][..], Vec::as_slice);
+                    let at = (pos + steps.saturating_sub(dist)) % ring.len().max(1);
+                    ring.get(at).copied().unwrap_or(name)
+                }
+                None => name,
+            };
+            (name, owner)
+        })
+        .collect()
 }
 
 /// Fills in timing, failure and ordering facts from the visit's records,
@@ -1808,6 +1895,54 @@ mod tests {
                 shape(|vs, pool| plain_visits(0, &idxs, &recs, vs, pool)),
                 shape(|vs, pool| paired_visits(0, &idxs, &recs, vs, pool))
             );
+        }
+
+        /// Memoised owners equal those of walking each span up its
+        /// parents, step by step, for at most `names.len()` steps — for
+        /// any parent graph: chains, shared ancestors, self-parents,
+        /// cycles, and parents that are not spans of the service.
+        #[test]
+        fn span_owners_match_the_step_by_step_walk(
+            parents in proptest::collection::vec(proptest::option::of(0u32..14), 1..12),
+        ) {
+            let names: Vec<IdKey> = (0..parents.len() as u32).map(IdKey::interned).collect();
+            let step = |cur: IdKey| -> Option<IdKey> {
+                let i = names.iter().position(|n| *n == cur)?;
+                let p = IdKey::interned((*parents.get(i)?)?);
+                (p != cur && names.contains(&p)).then_some(p)
+            };
+            let memoised = span_owners(&names, step);
+            for &name in &names {
+                let mut cur = name;
+                for _ in 0..names.len() {
+                    match step(cur) {
+                        Some(p) => cur = p,
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(memoised.get(&name), Some(&cur), "{:?}", name);
+            }
+        }
+    }
+
+    /// A chain of inner spans ending at the span with server events, and
+    /// a three-span cycle, where a walk of six steps (one per span) ends
+    /// where it began.
+    #[test]
+    fn span_owners_of_a_chain_and_a_cycle() {
+        let k = IdKey::interned;
+        // 0 <- 1 <- 2 (0 stops); 3 -> 4 -> 5 -> 3 (no stop).
+        let parent = [None, Some(0), Some(1), Some(4), Some(5), Some(3)];
+        let names: Vec<IdKey> = (0..6).map(k).collect();
+        let owners = span_owners(&names, |cur| {
+            let i = names.iter().position(|n| *n == cur)?;
+            parent[i].map(k)
+        });
+        // The chain joins 0; six steps around the 3-cycle end where they
+        // began.
+        let expected = [0, 0, 0, 3, 4, 5];
+        for (i, e) in expected.iter().enumerate() {
+            assert_eq!(owners[&k(i as u32)], k(*e), "span {i}");
         }
     }
 }
