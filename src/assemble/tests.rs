@@ -208,6 +208,36 @@ fn async_handoff_has_only_a_request_leg() {
 }
 
 #[test]
+fn rule_two_skips_a_container_that_is_a_descendant() {
+    // api [10,20] calls cache (cs 11, cr 19); cache [5,30] takes that call
+    // (none was sent by its start, 11 is the nearest after), so cache is
+    // api's child. api has no call to it: by rule 2 the innermost visit
+    // containing 10 is cache (latest start), but cache is its descendant;
+    // the next, edge [0,40], is its parent.
+    let a = assemble_files(
+        &[
+            &["0 edge event=sr", "40 edge event=ss"],
+            &["5 cache event=sr", "30 cache event=ss"],
+            &[
+                "10 api event=sr",
+                "11 api event=cs peer=cache",
+                "19 api event=cr peer=cache",
+                "20 api event=ss",
+            ],
+        ],
+        false,
+    );
+    // Visits in start order: edge, cache, api.
+    assert_eq!(a.id, "edge,cache,api");
+    assert_eq!(visit(&a, 1).parent, Some(2));
+    assert!(matches!(visit(&a, 1).link, Link::Call(_)));
+    assert_eq!(visit(&a, 2).parent, Some(0));
+    assert_eq!(visit(&a, 2).link, Link::Contains);
+    assert_eq!(visit(&a, 0).parent, None);
+    assert_eq!(a.incomplete, None);
+}
+
+#[test]
 fn rule_three_parent_is_a_handoff() {
     // orders [100,105] logs no call; mailer [120,126] starts after it ended.
     let a = assemble_files(

@@ -3,6 +3,7 @@
 //! order, offsets, and the figures of every visit and hop.
 
 use std::cell::RefCell;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
@@ -194,6 +195,89 @@ fn containing_or_nearest(intervals: &[(i64, i64)], ts: i64) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// [`containing_or_nearest`] for each of `times`, in their order. Asking
+/// each time in turn costs intervals × times, which a request of thousands
+/// of visits, each with its own lines, turns into seconds (9,000 visits of
+/// 10 lines: 5 s); past a small size, one sweep in time order answers all
+/// in (intervals + times) × log intervals, with the same ties.
+fn containing_or_nearest_all(intervals: &[(i64, i64)], times: &[i64]) -> Vec<Option<usize>> {
+    const SWEEP_FROM: usize = 4096;
+    if intervals.len().saturating_mul(times.len()) < SWEEP_FROM {
+        return times
+            .iter()
+            .map(|&ts| containing_or_nearest(intervals, ts))
+            .collect();
+    }
+    sweep_containing_or_nearest(intervals, times)
+}
+
+/// The sweep of [`containing_or_nearest_all`]: intervals open in start
+/// order and close in end order as the times go up.
+fn sweep_containing_or_nearest(intervals: &[(i64, i64)], times: &[i64]) -> Vec<Option<usize>> {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeSet, BinaryHeap};
+    let width = |(lo, hi): (i64, i64)| i128::from(hi) - i128::from(lo);
+    // Intervals by start (then index): they open in this order.
+    let mut by_start: Vec<usize> = (0..intervals.len()).collect();
+    by_start.sort_unstable_by_key(|&i| (intervals.get(i).map_or(0, |iv| iv.0), i));
+    let mut queries: Vec<usize> = (0..times.len()).collect();
+    queries.sort_by_key(|&q| times.get(q).copied().unwrap_or(0));
+    let mut answers = vec![None; times.len()];
+    let mut next_open = 0;
+    // Open intervals, innermost first: shortest, then latest start, then
+    // first index — the order of `containing_or_nearest`'s key.
+    let mut open: BTreeSet<(i128, Reverse<i64>, usize)> = BTreeSet::new();
+    let mut by_end: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    // The nearest interval ended before the time: latest end, then
+    // earliest start, then first index.
+    let mut ended: Option<(Reverse<i64>, i64, usize)> = None;
+    for q in queries {
+        let Some(&ts) = times.get(q) else { continue };
+        while let Some(&i) = by_start.get(next_open) {
+            let Some(&(lo, hi)) = intervals.get(i) else {
+                break;
+            };
+            if lo > ts {
+                break;
+            }
+            open.insert((width((lo, hi)), Reverse(lo), i));
+            by_end.push(Reverse((hi, i)));
+            next_open += 1;
+        }
+        while let Some(&Reverse((hi, i))) = by_end.peek() {
+            if hi >= ts {
+                break;
+            }
+            by_end.pop();
+            let lo = intervals.get(i).map_or(0, |iv| iv.0);
+            open.remove(&(width((lo, hi)), Reverse(lo), i));
+            let key = (Reverse(hi), lo, i);
+            if ended.is_none_or(|e| key < e) {
+                ended = Some(key);
+            }
+        }
+        answers[q] = match open.first() {
+            Some(&(_, _, i)) => Some(i),
+            None => {
+                // Nearest: the one ended last before, or the next to start
+                // (ties to the earlier start, then the first index).
+                let before =
+                    ended.map(|(Reverse(hi), lo, i)| (i128::from(ts) - i128::from(hi), lo, i));
+                let after = by_start.get(next_open).and_then(|&i| {
+                    intervals
+                        .get(i)
+                        .map(|&(lo, _)| (i128::from(lo) - i128::from(ts), lo, i))
+                });
+                match (before, after) {
+                    (Some(b), Some(a)) => Some(b.min(a).2),
+                    (b, a) => b.or(a).map(|x| x.2),
+                }
+            }
+        };
+    }
+    answers
+}
+
 /// Pairs server events in order: each `server_send` closes the latest open
 /// `server_recv`; what stays unpaired goes to `left`.
 fn pair_up(
@@ -325,15 +409,22 @@ fn paired_visits(
         .iter()
         .map(|(v, _)| v.anchor_interval(recs))
         .collect();
-    for &i in idxs {
-        // Records that anchor a visit (sr/ss) are not assigned again.
-        if servers.binary_search_by_key(&i, |&(s, _)| s).is_ok() {
-            continue;
-        }
-        let Some(r) = recs.get(i) else { continue };
-        if let Some((_, members)) =
-            containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k))
-        {
+    // Records that anchor a visit (sr/ss) are not assigned again.
+    let others: Vec<usize> = idxs
+        .iter()
+        .copied()
+        .filter(|&i| servers.binary_search_by_key(&i, |&(s, _)| s).is_err() && i < recs.len())
+        .collect();
+    let times: Vec<i64> = others
+        .iter()
+        .filter_map(|&i| recs.get(i))
+        .map(|r| r.ts)
+        .collect();
+    for (&i, k) in others
+        .iter()
+        .zip(containing_or_nearest_all(&intervals, &times))
+    {
+        if let Some((_, members)) = k.and_then(|k| visits.get_mut(k)) {
             members.push(i);
         }
     }
@@ -427,11 +518,17 @@ fn span_visits(
             )
         })
         .collect();
-    for i in spanless {
-        let Some(r) = recs.get(i) else { continue };
-        if let Some((_, mine)) =
-            containing_or_nearest(&intervals, r.ts).and_then(|k| visits.get_mut(k))
-        {
+    spanless.retain(|&i| i < recs.len());
+    let times: Vec<i64> = spanless
+        .iter()
+        .filter_map(|&i| recs.get(i))
+        .map(|r| r.ts)
+        .collect();
+    for (&i, k) in spanless
+        .iter()
+        .zip(containing_or_nearest_all(&intervals, &times))
+    {
+        if let Some((_, mine)) = k.and_then(|k| visits.get_mut(k)) {
             mine.push(i);
         }
     }
@@ -652,24 +749,49 @@ fn finish_visit(
     v.calls = first_call..calls.len();
 }
 
-/// The best-ranked of `ranked` that is not a descendant of `vi`, taking
-/// them out of `ranked`. The descendant test walks up the tree, so it is
-/// made only on the best one left rather than on every candidate: in a
-/// deep nest every visit is a candidate of the next, and testing them all
-/// made linking cubic in the depth (1,000 nested visits took a second,
-/// 4,000 took 83 s).
+/// The best-ranked of `candidates` that is not a descendant of `vi`.
+/// Candidates come with the first two parts of their [`ParentRank`],
+/// read from the packed bounds; the rest is read from the visit on a tie.
+/// The descendant test walks up the tree, so it is made on the best one
+/// first, only when `vi` has children, and on the others only when that
+/// one fails (then in rank order, with `ranked` as a buffer): in a deep
+/// nest every visit is a candidate of the next, and testing them all made
+/// linking cubic in the depth (1,000 nested visits took a second, 4,000
+/// took 83 s).
 fn best_non_descendant(
     visits: &[Visit],
     vi: usize,
+    has_children: bool,
+    candidates: impl Iterator<Item = ((Reverse<i64>, i64), usize)> + Clone,
     ranked: &mut Vec<(ParentRank, usize)>,
 ) -> Option<usize> {
-    loop {
-        let (at, _) = ranked.iter().enumerate().min_by_key(|(_, c)| c.0)?;
-        let (_, pi) = ranked.swap_remove(at);
-        if !is_descendant(visits, pi, vi) {
-            return Some(pi);
+    let rank = |(a, b): (Reverse<i64>, i64), pi: usize| -> ParentRank {
+        let (service, first) = visits.get(pi).map_or((0, (0, 0)), |p| (p.service, p.first));
+        (a, b, service, first)
+    };
+    let mut best: Option<((Reverse<i64>, i64), usize)> = None;
+    for (key, pi) in candidates.clone() {
+        let better =
+            best.is_none_or(|(bk, bpi)| key < bk || (key == bk && rank(key, pi) < rank(bk, bpi)));
+        if better {
+            best = Some((key, pi));
         }
     }
+    let (_, best) = best?;
+    if !has_children || !is_descendant(visits, best, vi) {
+        return Some(best);
+    }
+    ranked.clear();
+    ranked.extend(
+        candidates
+            .filter(|&(_, pi)| pi != best)
+            .map(|(key, pi)| (rank(key, pi), pi)),
+    );
+    ranked.sort_unstable();
+    ranked
+        .iter()
+        .map(|&(_, pi)| pi)
+        .find(|&pi| !is_descendant(visits, pi, vi))
 }
 
 fn is_descendant(visits: &[Visit], candidate: usize, of: usize) -> bool {
@@ -713,6 +835,9 @@ struct Scratch {
     order: Vec<usize>,
     /// Candidate parents of one visit by rule 2 or 3, with their rank.
     ranked: Vec<(ParentRank, usize)>,
+    /// The logged visits' (start, end, has children), for the rule 2 and
+    /// 3 scans.
+    bounds: Vec<(i64, i64, bool)>,
     /// Visits without a parent, earliest first.
     roots: Vec<usize>,
     /// Buffers of the figure pass.
@@ -883,6 +1008,7 @@ fn build_with(
         logged,
         &mut s.order,
         &mut s.ranked,
+        &mut s.bounds,
     );
     // Virtual visits, one per call to a virtual service.
     let (visits, calls) = (&mut s.visits, &mut s.calls);
@@ -927,7 +1053,7 @@ fn too_large(start: i64, visits: &[Visit], out: &mut Assembled) {
 }
 
 /// Parent links in the SPEC's order: span links, calls, rule 2, rule 3.
-/// `order` and `ranked` are buffers.
+/// `order`, `ranked` and `bounds` are buffers.
 fn link_parents(
     visits: &mut [Visit],
     calls: &mut [Call],
@@ -935,6 +1061,7 @@ fn link_parents(
     logged: usize,
     order: &mut Vec<usize>,
     ranked: &mut Vec<(ParentRank, usize)>,
+    bounds: &mut Vec<(i64, i64, bool)>,
 ) {
     // 1. Parent spans carried by some visit.
     let mut carrier: HashMap<IdKey, usize> = HashMap::default();
@@ -1009,40 +1136,54 @@ fn link_parents(
         }
     }
     // 3. Rule 2 (containment), then rule 3 (hand-off), never a descendant.
+    // Every visit is scanned for every visit without a parent: the scan
+    // reads the visits' bounds only, packed apart (a deep request of
+    // thousands of visits spent most of its time reading whole visits),
+    // with whether each has children yet (one without has no descendant).
+    bounds.clear();
+    bounds.extend(visits.iter().take(logged).map(|v| (v.start, v.end, false)));
+    for v in visits.iter().take(logged) {
+        if let Some(b) = v.parent.and_then(|p| bounds.get_mut(p)) {
+            b.2 = true;
+        }
+    }
     for &vi in order.iter() {
         let Some(v) = visits.get(vi) else { continue };
         if v.parent.is_some() {
             continue;
         }
         let (vstart, vend) = (v.start, v.end);
-        ranked.clear();
-        for (pi, p) in visits.iter().enumerate().take(logged) {
-            if pi == vi || !(p.start <= vstart && vstart <= p.end) {
-                continue;
-            }
-            // A visit with the same start that ends first sits inside this
-            // one; it is not its container.
-            if p.start == vstart && p.end < vend {
-                continue;
-            }
-            ranked.push(((std::cmp::Reverse(p.start), p.end, p.service, p.first), pi));
-        }
+        let has_children = bounds.get(vi).is_some_and(|b| b.2);
+        let containers = || {
+            bounds
+                .iter()
+                .enumerate()
+                // A visit with the same start that ends first sits inside
+                // this one; it is not its container.
+                .filter(move |&(pi, &(ps, pe, _))| {
+                    pi != vi && ps <= vstart && vstart <= pe && !(ps == vstart && pe < vend)
+                })
+                .map(|(pi, &(ps, pe, _))| ((Reverse(ps), pe), pi))
+        };
+        let ended = || {
+            bounds
+                .iter()
+                .enumerate()
+                .filter(move |&(pi, &(_, pe, _))| pi != vi && pe < vstart)
+                .map(|(pi, &(ps, pe, _))| ((Reverse(pe), ps), pi))
+        };
         let mut link = Link::Contains;
-        let mut best = best_non_descendant(visits, vi, ranked);
+        let mut best = best_non_descendant(visits, vi, has_children, containers(), ranked);
         if best.is_none() {
             link = Link::Handoff;
-            ranked.clear();
-            for (pi, p) in visits.iter().enumerate().take(logged) {
-                if pi == vi || p.end >= vstart {
-                    continue;
-                }
-                ranked.push(((std::cmp::Reverse(p.end), p.start, p.service, p.first), pi));
-            }
-            best = best_non_descendant(visits, vi, ranked);
+            best = best_non_descendant(visits, vi, has_children, ended(), ranked);
         }
         if let (Some(pi), Some(v)) = (best, visits.get_mut(vi)) {
             v.parent = Some(pi);
             v.link = link;
+            if let Some(b) = bounds.get_mut(pi) {
+                b.2 = true;
+            }
         }
     }
 }
@@ -1895,6 +2036,27 @@ mod tests {
                 shape(|vs, pool| plain_visits(0, &idxs, &recs, vs, pool)),
                 shape(|vs, pool| paired_visits(0, &idxs, &recs, vs, pool))
             );
+        }
+
+        /// The sweep answers every time as the scan of every interval
+        /// does, ties included: intervals with shared ends, nested, equal,
+        /// inverted, or open-ended (`i64::MIN`/`MAX`), times anywhere.
+        #[test]
+        fn sweep_matches_scanning_every_interval(
+            intervals in proptest::collection::vec((-3i64..12, -3i64..12, 0u8..12), 1..9),
+            times in proptest::collection::vec(-6i64..16, 1..12),
+        ) {
+            let intervals: Vec<(i64, i64)> = intervals
+                .into_iter()
+                .map(|(lo, hi, open)| match open {
+                    0 => (i64::MIN, hi),
+                    1 => (lo, i64::MAX),
+                    _ => (lo, hi),
+                })
+                .collect();
+            let scanned: Vec<Option<usize>> =
+                times.iter().map(|&t| containing_or_nearest(&intervals, t)).collect();
+            prop_assert_eq!(sweep_containing_or_nearest(&intervals, &times), scanned);
         }
 
         /// Memoised owners equal those of walking each span up its
