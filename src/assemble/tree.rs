@@ -278,6 +278,28 @@ fn sweep_containing_or_nearest(intervals: &[(i64, i64)], times: &[i64]) -> Vec<O
     answers
 }
 
+/// Adds each of the records `idxs` to the draft visit whose interval
+/// (`intervals`, one per draft) contains its time, else the nearest one.
+fn join_by_time(
+    idxs: &[usize],
+    recs: &[Record],
+    intervals: &[(i64, i64)],
+    visits: &mut [(Visit, Vec<usize>)],
+) {
+    let (idxs, times): (Vec<usize>, Vec<i64>) = idxs
+        .iter()
+        .filter_map(|&i| recs.get(i).map(|r| (i, r.ts)))
+        .unzip();
+    for (i, k) in idxs
+        .into_iter()
+        .zip(containing_or_nearest_all(intervals, &times))
+    {
+        if let Some((_, members)) = k.and_then(|k| visits.get_mut(k)) {
+            members.push(i);
+        }
+    }
+}
+
 /// Pairs server events in order: each `server_send` closes the latest open
 /// `server_recv`; what stays unpaired goes to `left`.
 fn pair_up(
@@ -413,21 +435,9 @@ fn paired_visits(
     let others: Vec<usize> = idxs
         .iter()
         .copied()
-        .filter(|&i| servers.binary_search_by_key(&i, |&(s, _)| s).is_err() && i < recs.len())
+        .filter(|&i| servers.binary_search_by_key(&i, |&(s, _)| s).is_err())
         .collect();
-    let times: Vec<i64> = others
-        .iter()
-        .filter_map(|&i| recs.get(i))
-        .map(|r| r.ts)
-        .collect();
-    for (&i, k) in others
-        .iter()
-        .zip(containing_or_nearest_all(&intervals, &times))
-    {
-        if let Some((_, members)) = k.and_then(|k| visits.get_mut(k)) {
-            members.push(i);
-        }
-    }
+    join_by_time(&others, recs, &intervals, &mut visits);
     push_drafts(visits, out, pool);
 }
 
@@ -518,20 +528,7 @@ fn span_visits(
             )
         })
         .collect();
-    spanless.retain(|&i| i < recs.len());
-    let times: Vec<i64> = spanless
-        .iter()
-        .filter_map(|&i| recs.get(i))
-        .map(|r| r.ts)
-        .collect();
-    for (&i, k) in spanless
-        .iter()
-        .zip(containing_or_nearest_all(&intervals, &times))
-    {
-        if let Some((_, mine)) = k.and_then(|k| visits.get_mut(k)) {
-            mine.push(i);
-        }
-    }
+    join_by_time(&spanless, recs, &intervals, &mut visits);
     for (_, mine) in &mut visits {
         mine.sort_unstable();
     }
