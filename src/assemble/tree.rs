@@ -214,7 +214,6 @@ fn containing_or_nearest_all(intervals: &[(i64, i64)], times: &[i64]) -> Vec<Opt
 /// The sweep of [`containing_or_nearest_all`]: intervals open in start
 /// order and close in end order as the times go up.
 fn sweep_containing_or_nearest(intervals: &[(i64, i64)], times: &[i64]) -> Vec<Option<usize>> {
-    use std::cmp::Reverse;
     use std::collections::{BTreeSet, BinaryHeap};
     let width = |(lo, hi): (i64, i64)| i128::from(hi) - i128::from(lo);
     // Intervals by start (then index): they open in this order.
@@ -256,7 +255,7 @@ fn sweep_containing_or_nearest(intervals: &[(i64, i64)], times: &[i64]) -> Vec<O
                 ended = Some(key);
             }
         }
-        answers[q] = match open.first() {
+        let answer = match open.first() {
             Some(&(_, _, i)) => Some(i),
             None => {
                 // Nearest: the one ended last before, or the next to start
@@ -274,6 +273,9 @@ fn sweep_containing_or_nearest(intervals: &[(i64, i64)], times: &[i64]) -> Vec<O
                 }
             }
         };
+        if let Some(slot) = answers.get_mut(q) {
+            *slot = answer;
+        }
     }
     answers
 }
