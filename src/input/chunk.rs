@@ -23,27 +23,32 @@ pub fn chunk_ranges(data: &[u8], target: usize) -> Vec<Range<usize>> {
     let mut ranges = Vec::with_capacity(len / target + 1);
     let mut start = 0;
     while start < len {
-        let want = start.saturating_add(target);
-        if want >= len {
+        if start.saturating_add(target) >= len {
             ranges.push(start..len);
             break;
         }
-        // The last newline inside the wanted window; else the first one after it.
-        let window = data.get(start..want).unwrap_or_default();
-        let end = match memchr::memrchr(b'\n', window) {
-            Some(i) => start + i + 1,
-            None => {
-                let rest = data.get(want..).unwrap_or_default();
-                match memchr::memchr(b'\n', rest) {
-                    Some(i) => want + i + 1,
-                    None => len,
-                }
-            }
-        };
+        let rest = data.get(start..).unwrap_or_default();
+        let end = cut_after_newline(rest, target, 0).map_or(len, |e| start + e);
         ranges.push(start..end);
         start = end;
     }
     ranges
+}
+
+/// Where a chunk of `data` (at least `target` bytes long) ends: just after
+/// the last newline of its first `target` bytes, else just after the first
+/// newline past them; `None` when no newline is found. Bytes before
+/// `searched` were searched already without a cut (a stream that grows
+/// while one long line is read searches only its new bytes).
+pub(crate) fn cut_after_newline(data: &[u8], target: usize, searched: usize) -> Option<usize> {
+    let from = searched.min(target);
+    let window = data.get(from..target).unwrap_or_default();
+    if let Some(i) = memchr::memrchr(b'\n', window) {
+        return Some(from + i + 1);
+    }
+    let from = searched.max(target);
+    let rest = data.get(from..).unwrap_or_default();
+    memchr::memchr(b'\n', rest).map(|i| from + i + 1)
 }
 
 #[cfg(test)]

@@ -258,18 +258,13 @@ impl Pieces {
         buf.reserve(target.max(self.carry.len()) + (64 << 10));
         buf.extend_from_slice(&self.carry);
         self.carry.clear();
-        // The window's last newline; else, for a line longer than the
-        // target, the first newline after it (searching only new bytes).
+        // Cut as `chunk_ranges` cuts, searching only new bytes while one
+        // line longer than the target is read.
         let mut searched = 0;
         let cut = loop {
             if buf.len() >= target {
-                let window = buf.get(searched.min(target)..target).unwrap_or_default();
-                if let Some(i) = memchr::memrchr(b'\n', window) {
-                    break Some(searched.min(target) + i + 1);
-                }
-                let from = searched.max(target);
-                if let Some(i) = memchr::memchr(b'\n', buf.get(from..).unwrap_or_default()) {
-                    break Some(from + i + 1);
+                if let Some(end) = chunk::cut_after_newline(&buf, target, searched) {
+                    break Some(end);
                 }
                 searched = buf.len();
             }
