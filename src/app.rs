@@ -418,7 +418,8 @@ type ChunkRemap = (Vec<u32>, Vec<u32>, Vec<u32>, u32);
 enum ParseJob {
     /// A byte range of a mapped or read file, and its chunk number.
     Range(usize, std::ops::Range<usize>, usize),
-    /// A whole compressed file, decompressed piece by piece.
+    /// A whole streamed input (compressed, live, `--no-mmap`, stdin),
+    /// read and parsed piece by piece.
     Stream(usize),
 }
 
@@ -577,23 +578,25 @@ fn parse_stream(
     let parsed = std::sync::Mutex::new(Vec::new());
     let in_flight = std::sync::atomic::AtomicUsize::new(0);
     let limit = PIECES_IN_FLIGHT * rayon::current_num_threads();
+    // Parses one piece and gives its buffer back for the next.
+    let parse_piece = |offset: u64, piece: Vec<u8>, chunk: usize| {
+        let done = parser.parse(i, offset, &piece, chunk, &ctx);
+        spare.give(piece);
+        lock(&parsed).push(done);
+    };
     rayon::scope(|scope| {
         let mut pending = pending.into_iter();
         while let Some((offset, piece)) = pending.next().or_else(|| next(&mut outcome)) {
             let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
             if in_flight.load(Ordering::Acquire) < limit {
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                let (parsed, in_flight, ctx, spare) = (&parsed, &in_flight, &ctx, &spare);
+                let (parse_piece, in_flight) = (&parse_piece, &in_flight);
                 scope.spawn(move |_| {
-                    let done = parser.parse(i, offset, &piece, chunk, ctx);
-                    spare.give(piece);
-                    lock(parsed).push(done);
+                    parse_piece(offset, piece, chunk);
                     in_flight.fetch_sub(1, Ordering::AcqRel);
                 });
             } else {
-                let done = parser.parse(i, offset, &piece, chunk, &ctx);
-                spare.give(piece);
-                lock(&parsed).push(done);
+                parse_piece(offset, piece, chunk);
             }
         }
     });
