@@ -387,9 +387,8 @@ fn recently_modified(f: &File) -> bool {
 /// [`QUIET_FOR`] — a file still being written, which is the one logrotate
 /// truncates, is streamed instead. `Always` maps every regular non-empty
 /// uncompressed file (faster on a live log, with that risk); `Never` reads
-/// every file. Stdin, fifos, empty and
-/// compressed files are always read, and a failed mapping falls back to
-/// reading.
+/// every file. Stdin, fifos, empty and compressed files are always read,
+/// and a failed mapping falls back to reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MmapChoice {
     /// Map where possible (the default).
@@ -417,14 +416,15 @@ pub struct Opened {
 /// Opens one file and returns its bytes, or the stream to read them from.
 ///
 /// Plain regular non-empty files are memory-mapped (under
-/// [`MmapChoice::Auto`], only once quiet for [`QUIET_FOR`]). Everything else is a [`Source::Stream`] whose
-/// first [`BINARY_SNIFF_LEN`] (decompressed) bytes are read now — a corrupt
-/// compressed header is an error now — and the rest while it is parsed:
-/// `.gz` and `.zst` files (concatenated gzip members and zstd frames are
-/// all read), files under `--no-mmap`, recently changed files, empty files
-/// (and `/proc` files, which claim to be empty), a failed mapping, stdin
-/// (`"-"`) and fifos. Files that are reopened when read
-/// (compressed and `--no-mmap` regular files) hold no descriptor until
+/// [`MmapChoice::Auto`], only once quiet for [`QUIET_FOR`]). Everything
+/// else is a [`Source::Stream`] whose first [`BINARY_SNIFF_LEN`]
+/// (decompressed) bytes are read now — a corrupt compressed header is an
+/// error now — and the rest while it is parsed: `.gz` and `.zst` files
+/// (concatenated gzip members and zstd frames are all read), files under
+/// `--no-mmap`, recently changed files, empty files (and `/proc` files,
+/// which claim to be empty), a failed mapping, stdin (`"-"`) and fifos.
+/// Files that are reopened when read (compressed and `--no-mmap` regular
+/// files, live files past [`MAX_HELD_FILES`]) hold no descriptor until
 /// then; the others keep theirs.
 ///
 /// Errors are plain [`io::Error`]s: the caller names the path (see
