@@ -424,7 +424,7 @@ pub struct Opened {
 /// `--no-mmap`, recently changed files, empty files (and `/proc` files,
 /// which claim to be empty), a failed mapping, stdin (`"-"`) and fifos.
 /// Files that are reopened when read (compressed and `--no-mmap` regular
-/// files, live files past [`MAX_HELD_FILES`]) hold no descriptor until
+/// files, live files past the budget of 256 held open) hold no descriptor until
 /// then; the others keep theirs.
 ///
 /// Errors are plain [`io::Error`]s: the caller names the path (see
