@@ -424,8 +424,8 @@ pub struct Opened {
 /// `--no-mmap`, recently changed files, empty files (and `/proc` files,
 /// which claim to be empty), a failed mapping, stdin (`"-"`) and fifos.
 /// Files that are reopened when read (compressed and `--no-mmap` regular
-/// files, live files past the budget of 256 held open) hold no descriptor until
-/// then; the others keep theirs.
+/// files, live files past the budget of 256 held open) hold no descriptor
+/// until then; the others keep theirs.
 ///
 /// Errors are plain [`io::Error`]s: the caller names the path (see
 /// [`io_message`] for the text).
